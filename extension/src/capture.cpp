@@ -1,0 +1,451 @@
+/*
+ * extension/src/capture.cpp
+ *
+ * The one trigger function behind every event trigger: hasura_events.capture(name, columns, payload).
+ *
+ * Normal triggers are AFTER ... FOR EACH STATEMENT with transition tables, so a statement that
+ * changes N rows costs one trigger call and one INSERT of up to kFlushRows events at a time,
+ * not N calls and N inserts. Triggers created with trigger_on_replication are FOR EACH ROW
+ * (logical replication apply fires only row triggers) and go through the same row code.
+ *
+ * Row JSON comes from Postgres's own row_to_json, so values are rendered exactly as
+ * to_jsonb/row_to_json render them; a payload column list is applied by projecting the row onto a
+ * blessed tuple descriptor with just those columns.
+ *
+ * Wording: "event trigger" is Hasura's (a named webhook subscription); "pg trigger" is the
+ * Postgres trigger object that fires for it.
+ *
+ * Postgres regime: plain data only, errors by ereport.
+ */
+#include <string_view>
+
+#include "event_json.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+}
+
+#include "hasura_events.hpp"
+
+using hasura_events::JsonText;
+
+namespace {
+
+/* Events are inserted in chunks: bounded memory for huge statements, few SPI calls. */
+constexpr int kFlushRows = 1000;
+constexpr Size kFlushBytes = 64 * 1024 * 1024;
+
+struct StringInfoSink {
+	StringInfo buf;
+	void append(const char *data, size_t len) { appendBinaryStringInfo(buf, data, (int) len); }
+};
+
+/* A column list of an operation spec, resolved against the table's descriptor. */
+struct ColumnSet {
+	bool all;
+	int count;
+	AttrNumber *attnums;
+};
+
+/* Everything one trigger call needs, built once per call (i.e. once per statement). */
+struct CaptureState {
+	const char *trigger_name;
+	const char *op;
+	const char *schema_name;
+	const char *table_name;
+	TupleDesc desc;
+	ColumnSet columns;      /* UPDATE: which columns must change */
+	ColumnSet payload;      /* which columns appear in old/new */
+	TupleDesc payload_desc; /* blessed projection when payload is a list */
+	Datum *proj_values;
+	bool *proj_nulls;
+	JsonText session_variables;
+	JsonText trace_context;
+	MemoryContext row_ctx;   /* reset after every row */
+	MemoryContext batch_ctx; /* reset after every flush */
+	Datum *pending;          /* jsonb payloads not yet inserted */
+	int npending;
+	Size pending_bytes;
+	int64 recorded;
+};
+
+SPIPlanPtr insert_plan = NULL;
+
+/*
+ * resolve_columns: turns "*" or a JSON array of column names (as stored in the pg trigger's
+ * arguments) into attribute numbers of the table as it is now.
+ */
+void
+resolve_columns(const char *spec, TupleDesc desc, const char *trigger_name, const char *what, ColumnSet *out)
+{
+	out->all = strcmp(spec, "*") == 0;
+	out->count = 0;
+	out->attnums = NULL;
+	if (out->all)
+		return;
+
+	Jsonb *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec)));
+	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("malformed %s list in the pg trigger of event trigger \"%s\"", what, trigger_name),
+		                errhint("Recreate the event trigger with hasura_events.create_event_trigger and \"replace\": true.")));
+	int n = JB_ROOT_COUNT(jb);
+	out->attnums = (AttrNumber *) palloc(sizeof(AttrNumber) * Max(n, 1));
+
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue v;
+	JsonbIteratorToken tok;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvString)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			                errmsg("malformed %s list in the pg trigger of event trigger \"%s\"", what, trigger_name)));
+		char *colname = pnstrdup(v.val.string.val, v.val.string.len);
+		AttrNumber found = InvalidAttrNumber;
+		for (int i = 0; i < desc->natts; i++) {
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			if (!att->attisdropped && strcmp(NameStr(att->attname), colname) == 0) {
+				found = att->attnum;
+				break;
+			}
+		}
+		if (found == InvalidAttrNumber)
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+			                errmsg("column \"%s\" in the %s list of event trigger \"%s\" does not exist", colname, what,
+			                       trigger_name),
+			                errdetail("The column was renamed or dropped after the event trigger was created."),
+			                errhint("Recreate the event trigger with \"replace\": true and the current column names.")));
+		out->attnums[out->count++] = found;
+	}
+}
+
+/*
+ * setting_as_json: the JSON text of a hasura.* setting (hasura.user, hasura.tracecontext), or
+ * null when the setting is missing or empty. Parsed once per statement, so a malformed value is
+ * reported clearly instead of as a broken event.
+ */
+JsonText
+setting_as_json(const char *setting)
+{
+	const char *value = GetConfigOption(setting, true, false);
+	if (value == NULL || value[0] == '\0')
+		return JsonText::null();
+
+	Datum jb;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	PG_TRY();
+	{
+		jb = DirectFunctionCall1(jsonb_in, CStringGetDatum(value));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("setting \"%s\" is not valid JSON", setting),
+		                errhint("Set it to a JSON object, e.g. SET LOCAL %s = '{\"x-hasura-role\": \"user\"}', or to "
+		                        "an empty string for null.", setting)));
+	}
+	PG_END_TRY();
+	char *text = JsonbToCString(NULL, &DatumGetJsonbP(jb)->root, 64);
+	return {text, strlen(text)};
+}
+
+/* event_table_of: the table the events name: for a row trigger fired on a partition, the root. */
+void
+event_table_of(Relation rel, bool row_level, const char **schema_name, const char **table_name)
+{
+	Oid relid = RelationGetRelid(rel);
+	if (row_level && rel->rd_rel->relispartition) {
+		List *ancestors = get_partition_ancestors(relid);
+		if (ancestors != NIL)
+			relid = llast_oid(ancestors);
+	}
+	*table_name = get_rel_name(relid);
+	*schema_name = get_namespace_name(get_rel_namespace(relid));
+}
+
+void
+init_state(CaptureState *st, TriggerData *td, bool row_level)
+{
+	Trigger *trigger = td->tg_trigger;
+	if (trigger->tgnargs != 3)
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("hasura_events.capture() expects 3 trigger arguments, got %d", trigger->tgnargs),
+		                errhint("Create event triggers with hasura_events.create_event_trigger, not CREATE TRIGGER.")));
+
+	*st = CaptureState{};
+	st->trigger_name = trigger->tgargs[0];
+	st->desc = RelationGetDescr(td->tg_relation);
+
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		st->op = "INSERT";
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		st->op = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		st->op = "DELETE";
+	else
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("hasura_events.capture() fires only for INSERT, UPDATE or DELETE")));
+
+	event_table_of(td->tg_relation, row_level, &st->schema_name, &st->table_name);
+	resolve_columns(trigger->tgargs[1], st->desc, st->trigger_name, "columns", &st->columns);
+	resolve_columns(trigger->tgargs[2], st->desc, st->trigger_name, "payload", &st->payload);
+
+	if (!st->payload.all) {
+		TupleDesc pd = CreateTemplateTupleDesc(st->payload.count);
+		for (int i = 0; i < st->payload.count; i++)
+			TupleDescCopyEntry(pd, i + 1, st->desc, st->payload.attnums[i]);
+		st->payload_desc = BlessTupleDesc(pd);
+		st->proj_values = (Datum *) palloc(sizeof(Datum) * Max(st->payload.count, 1));
+		st->proj_nulls = (bool *) palloc(sizeof(bool) * Max(st->payload.count, 1));
+	}
+
+	st->session_variables = setting_as_json("hasura.user");
+	st->trace_context = setting_as_json("hasura.tracecontext");
+
+	st->row_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture row", ALLOCSET_DEFAULT_SIZES);
+	st->batch_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture batch", ALLOCSET_DEFAULT_SIZES);
+	st->pending = (Datum *) palloc(sizeof(Datum) * kFlushRows);
+}
+
+/* update_changed_listened_column: whether an UPDATE changed a column the trigger listens to. */
+bool
+update_changed_listened_column(CaptureState *st, TupleTableSlot *oldslot, TupleTableSlot *newslot)
+{
+	int n = st->columns.all ? st->desc->natts : st->columns.count;
+	for (int i = 0; i < n; i++) {
+		AttrNumber attnum = st->columns.all ? (AttrNumber)(i + 1) : st->columns.attnums[i];
+		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
+		if (att->attisdropped)
+			continue;
+		bool oldnull, newnull;
+		Datum oldv = slot_getattr(oldslot, attnum, &oldnull);
+		Datum newv = slot_getattr(newslot, attnum, &newnull);
+		if (oldnull != newnull)
+			return true;
+		if (!oldnull && !datum_image_eq(oldv, newv, att->attbyval, att->attlen))
+			return true;
+	}
+	return false;
+}
+
+/* row_json: row_to_json of the slot's row, or of its projection onto the payload columns. */
+JsonText
+row_json(CaptureState *st, TupleTableSlot *slot)
+{
+	if (slot == NULL)
+		return JsonText::null();
+
+	Datum row;
+	if (st->payload.all)
+		row = ExecFetchSlotHeapTupleDatum(slot);
+	else {
+		for (int i = 0; i < st->payload.count; i++)
+			st->proj_values[i] = slot_getattr(slot, st->payload.attnums[i], &st->proj_nulls[i]);
+		HeapTuple proj = heap_form_tuple(st->payload_desc, st->proj_values, st->proj_nulls);
+		row = HeapTupleGetDatum(proj);
+	}
+	text *json = DatumGetTextPP(DirectFunctionCall1(row_to_json, row));
+	return {VARDATA_ANY(json), (size_t) VARSIZE_ANY_EXHDR(json)};
+}
+
+/* flush_events: inserts the pending events with one statement, as the owner of event_log. */
+void
+flush_events(CaptureState *st)
+{
+	if (st->npending == 0)
+		return;
+
+	Oid save_userid;
+	int save_sec_context;
+	Oid catalog = get_namespace_oid("hdb_catalog", false);
+	Oid event_log = get_relname_relid("event_log", catalog);
+	if (!OidIsValid(event_log))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
+		                errhint("The hasura_events extension is not installed correctly in this database.")));
+	Oid owner;
+	{
+		Relation rel = RelationIdGetRelation(event_log);
+		owner = rel->rd_rel->relowner;
+		RelationClose(rel);
+	}
+
+	/* Events are written with the privileges of the catalog's owner: writers of the table need
+	 * no rights on hdb_catalog. Every name below is schema-qualified: no search_path lookups. */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "hasura_events: SPI_connect failed");
+	if (insert_plan == NULL) {
+		Oid argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, JSONBARRAYOID};
+		SPIPlanPtr plan = SPI_prepare("INSERT INTO hdb_catalog.event_log (schema_name, table_name, trigger_name, payload) "
+		                              "SELECT $1, $2, $3, p FROM pg_catalog.unnest($4) AS p",
+		                              4, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "hasura_events: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		insert_plan = plan;
+	}
+
+	ArrayType *arr = construct_array(st->pending, st->npending, JSONBOID, -1, false, TYPALIGN_INT);
+	Datum values[4] = {CStringGetTextDatum(st->schema_name), CStringGetTextDatum(st->table_name),
+	                   CStringGetTextDatum(st->trigger_name), PointerGetDatum(arr)};
+	int rc = SPI_execute_plan(insert_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "hasura_events: inserting events failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	st->recorded += st->npending;
+	st->npending = 0;
+	st->pending_bytes = 0;
+	MemoryContextReset(st->batch_ctx);
+}
+
+/* capture_row: one row change; old/new are NULL where the operation has none. */
+void
+capture_row(CaptureState *st, TupleTableSlot *oldslot, TupleTableSlot *newslot)
+{
+	if (oldslot != NULL && newslot != NULL && !update_changed_listened_column(st, oldslot, newslot))
+		return;
+
+	MemoryContext oldcxt = MemoryContextSwitchTo(st->row_ctx);
+	StringInfoData buf;
+	initStringInfo(&buf);
+	StringInfoSink sink{&buf};
+	hasura_events::append_event_json(sink, st->op, row_json(st, oldslot), row_json(st, newslot), st->session_variables,
+	                                 st->trace_context);
+	Datum payload = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+
+	MemoryContextSwitchTo(st->batch_ctx);
+	Jsonb *copy = DatumGetJsonbPCopy(payload);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(st->row_ctx);
+
+	st->pending[st->npending++] = PointerGetDatum(copy);
+	st->pending_bytes += VARSIZE(copy);
+	if (st->npending >= kFlushRows || st->pending_bytes >= kFlushBytes)
+		flush_events(st);
+}
+
+/* capture_statement: walks the transition tables of a statement-level firing. */
+void
+capture_statement(CaptureState *st, TriggerData *td)
+{
+	Tuplestorestate *oldtable = td->tg_oldtable;
+	Tuplestorestate *newtable = td->tg_newtable;
+	bool want_old = !TRIGGER_FIRED_BY_INSERT(td->tg_event);
+	bool want_new = !TRIGGER_FIRED_BY_DELETE(td->tg_event);
+	if ((want_old && oldtable == NULL) || (want_new && newtable == NULL))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("pg trigger of event trigger \"%s\" has no transition table", st->trigger_name),
+		                errhint("Recreate the event trigger with hasura_events.create_event_trigger.")));
+
+	TupleTableSlot *oldslot = want_old ? MakeSingleTupleTableSlot(st->desc, &TTSOpsMinimalTuple) : NULL;
+	TupleTableSlot *newslot = want_new ? MakeSingleTupleTableSlot(st->desc, &TTSOpsMinimalTuple) : NULL;
+	if (oldslot)
+		tuplestore_rescan(oldtable);
+	if (newslot)
+		tuplestore_rescan(newtable);
+
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		bool have_old = oldslot ? tuplestore_gettupleslot(oldtable, true, false, oldslot) : false;
+		bool have_new = newslot ? tuplestore_gettupleslot(newtable, true, false, newslot) : false;
+		if (oldslot && newslot && have_old != have_new)
+			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+			                errmsg("transition tables of an UPDATE have different row counts")));
+		if (!have_old && !have_new)
+			break;
+		capture_row(st, have_old ? oldslot : NULL, have_new ? newslot : NULL);
+	}
+	flush_events(st);
+
+	if (oldslot)
+		ExecDropSingleTupleTableSlot(oldslot);
+	if (newslot)
+		ExecDropSingleTupleTableSlot(newslot);
+}
+
+/* capture_single_row: a FOR EACH ROW firing (trigger_on_replication). */
+void
+capture_single_row(CaptureState *st, TriggerData *td)
+{
+	TupleTableSlot *oldslot = NULL, *newslot = NULL;
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		newslot = td->tg_trigslot;
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		oldslot = td->tg_trigslot;
+	else {
+		oldslot = td->tg_trigslot;
+		newslot = td->tg_newslot;
+	}
+	capture_row(st, oldslot, newslot);
+	flush_events(st);
+}
+
+} // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(hasura_events_capture);
+
+/*
+ * hasura_events_capture: the trigger function of every event trigger.
+ * Arguments (set by create_event_trigger): event trigger name, columns ("*" or a JSON array),
+ * payload ("*" or a JSON array).
+ */
+PGDLLEXPORT Datum
+hasura_events_capture(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("hasura_events.capture() must be called as a trigger")));
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	if (!TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("hasura_events.capture() must fire AFTER the change")));
+
+	bool row_level = TRIGGER_FIRED_FOR_ROW(td->tg_event);
+	CaptureState st;
+	init_state(&st, td, row_level);
+	if (row_level)
+		capture_single_row(&st, td);
+	else
+		capture_statement(&st, td);
+
+	if (st.recorded > 0)
+		hasura_events_note_events_recorded();
+
+	MemoryContextDelete(st.row_ctx);
+	MemoryContextDelete(st.batch_ctx);
+	return PointerGetDatum(NULL);
+}
+
+} // extern "C"

@@ -1,0 +1,118 @@
+/*
+ * extension/src/module.cpp
+ *
+ * Module entry: _PG_init (GUCs, shared memory, the launcher background worker) and the small
+ * SQL-callable helpers of the install script: the preload check and the validators of
+ * extension/core/validation.cpp, called across a guarded crossing.
+ */
+#include <string>
+
+#include "validation.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+}
+
+#include "hasura_events.hpp"
+#include "worker.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+}
+
+bool hasura_events_preloaded = false;
+
+extern "C" {
+
+PGDLLEXPORT void _PG_init(void);
+
+void
+_PG_init(void)
+{
+	hasura_events_preloaded = process_shared_preload_libraries_in_progress;
+	hasura_events_define_gucs();
+	if (!hasura_events_preloaded)
+		return; /* CREATE EXTENSION refuses with a hint (hasura_events._assert_preloaded) */
+	hasura_events_shmem_init();
+}
+
+PG_FUNCTION_INFO_V1(hasura_events_assert_preloaded);
+
+/* hasura_events_assert_preloaded: called by the install script; delivery needs the worker. */
+PGDLLEXPORT Datum
+hasura_events_assert_preloaded(PG_FUNCTION_ARGS)
+{
+	if (!hasura_events_preloaded)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("hasura_events must be loaded via shared_preload_libraries"),
+		                errhint("Add hasura_events to shared_preload_libraries in postgresql.conf and restart the "
+		                        "server, then run CREATE EXTENSION hasura_events again.")));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(hasura_events_value_problem);
+
+/*
+ * hasura_events_value_problem(kind text, value text) returns text: null when value is a valid
+ * <kind> (trigger_name, env_name, webhook, header_name, header_value), else what is wrong.
+ */
+PGDLLEXPORT Datum
+hasura_events_value_problem(PG_FUNCTION_ARGS)
+{
+	char *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	text *value = PG_GETARG_TEXT_PP(1);
+	std::string_view v(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+
+	/* Plain buffers cross the guard: no std object is alive when ereport or palloc can jump. */
+	char problem[512] = "";
+	char failure[256] = "";
+	bool unknown_kind = false;
+	try {
+		std::string p;
+		if (strcmp(kind, "trigger_name") == 0)
+			p = hasura_events::trigger_name_problem(v);
+		else if (strcmp(kind, "env_name") == 0)
+			p = hasura_events::env_name_problem(v);
+		else if (strcmp(kind, "webhook") == 0)
+			p = hasura_events::webhook_problem(v);
+		else if (strcmp(kind, "header_name") == 0)
+			p = hasura_events::header_name_problem(v);
+		else if (strcmp(kind, "header_value") == 0)
+			p = hasura_events::header_value_problem(v);
+		else
+			unknown_kind = true;
+		snprintf(problem, sizeof(problem), "%s", p.c_str());
+	} catch (const std::exception &e) {
+		snprintf(failure, sizeof(failure), "%s", e.what());
+	} catch (...) {
+		snprintf(failure, sizeof(failure), "unknown C++ exception");
+	}
+	if (failure[0] != '\0')
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("hasura_events validation failed: %s", failure)));
+	if (unknown_kind)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("unknown value kind \"%s\"", kind)));
+	if (problem[0] == '\0')
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
+} // extern "C"
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(hasura_events_wake);
+
+/* hasura_events_wake: the API records an event (invoke, redeliver): wake the dispatcher at commit. */
+PGDLLEXPORT Datum
+hasura_events_wake(PG_FUNCTION_ARGS)
+{
+	hasura_events_note_events_recorded();
+	PG_RETURN_VOID();
+}
+
+} // extern "C"

@@ -1,0 +1,135 @@
+/*
+ * extension/src/wake.cpp
+ *
+ * Shared memory of the module and the wake-at-commit path: a transaction that recorded events
+ * registers (once per backend) a transaction callback; at COMMIT it sets the latch of its
+ * database's dispatcher, or asks the launcher for one. A rollback wakes nobody, and a statement
+ * that records a million rows still wakes the dispatcher once.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+}
+
+#include "hasura_events.hpp"
+#include "worker.hpp"
+
+HasuraEventsShmem *hasura_events_shmem = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static bool events_recorded_in_xact = false;
+static bool xact_callback_registered = false;
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(HasuraEventsShmem)));
+}
+
+static void
+shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	bool found;
+	hasura_events_shmem = (HasuraEventsShmem *) ShmemInitStruct("hasura_events", sizeof(HasuraEventsShmem), &found);
+	if (!found) {
+		memset(hasura_events_shmem, 0, sizeof(HasuraEventsShmem));
+		SpinLockInit(&hasura_events_shmem->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* hasura_events_shmem_init: installs the shared memory hooks (preload only). */
+void
+hasura_events_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+}
+
+/*
+ * hasura_events_request_dispatcher: wakes the dispatcher of dboid, or, when none runs, marks the
+ * database as wanting one and wakes the launcher.
+ */
+void
+hasura_events_request_dispatcher(Oid dboid)
+{
+	if (hasura_events_shmem == NULL)
+		return;
+	Latch *wake = NULL;
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	DispatcherSlot *slot = NULL;
+	DispatcherSlot *free_slot = NULL;
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
+		DispatcherSlot *s = &hasura_events_shmem->slots[i];
+		if (s->dboid == dboid) {
+			slot = s;
+			break;
+		}
+		if (s->dboid == InvalidOid && free_slot == NULL)
+			free_slot = s;
+	}
+	if (slot == NULL && free_slot != NULL) {
+		slot = free_slot;
+		memset(slot, 0, sizeof(*slot));
+		slot->dboid = dboid;
+	}
+	if (slot != NULL) {
+		if (slot->latch != NULL)
+			wake = slot->latch;
+		else {
+			slot->wanted = true;
+			slot->no_extension = false;
+			wake = hasura_events_shmem->launcher_latch;
+		}
+	}
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	if (slot == NULL)
+		ereport(WARNING, (errmsg("hasura_events: more than %d databases use the extension; no dispatcher for this one",
+		                         HASURA_EVENTS_MAX_DATABASES)));
+	if (wake != NULL)
+		SetLatch(wake);
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event) {
+	case XACT_EVENT_COMMIT:
+	case XACT_EVENT_PARALLEL_COMMIT:
+		if (events_recorded_in_xact) {
+			events_recorded_in_xact = false;
+			hasura_events_request_dispatcher(MyDatabaseId);
+		}
+		break;
+	case XACT_EVENT_ABORT:
+	case XACT_EVENT_PARALLEL_ABORT:
+		events_recorded_in_xact = false;
+		break;
+	default:
+		break;
+	}
+}
+
+/* hasura_events_note_events_recorded: see the banner. */
+void
+hasura_events_note_events_recorded(void)
+{
+	if (!xact_callback_registered) {
+		RegisterXactCallback(xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	events_recorded_in_xact = true;
+}

@@ -1,0 +1,58 @@
+/*
+ * extension/src/worker.hpp
+ *
+ * Settings, shared memory and entry points of the delivery side of the module: the launcher
+ * (one per cluster) and the dispatcher (one per database that has the extension).
+ * Include after postgres.h.
+ */
+#pragma once
+
+#ifndef PG_VERSION_NUM
+#error "include postgres.h before worker.hpp"
+#endif
+
+extern "C" {
+#include "storage/latch.h"
+#include "storage/spin.h"
+}
+
+/* GUCs (gucs.cpp) */
+extern char *hasura_events_socket_path;
+extern int hasura_events_batch_size;
+extern int hasura_events_max_inflight;
+extern int hasura_events_retry_check_interval_ms;
+extern bool hasura_events_paused;
+extern int hasura_events_stats_log_interval_s;
+extern int hasura_events_max_retry_after_attempts;
+extern char *hasura_events_allowed_peer_uids;
+
+extern void hasura_events_define_gucs(void);
+
+/* Shared memory (wake.cpp) */
+#define HASURA_EVENTS_MAX_DATABASES 64
+
+typedef struct DispatcherSlot {
+	Oid dboid;         /* InvalidOid: slot free */
+	pid_t pid;         /* 0 until the dispatcher runs */
+	Latch *latch;      /* the dispatcher's latch while it runs */
+	bool wanted;       /* someone asked for a dispatcher here (CREATE EXTENSION, a commit) */
+	bool dropping;     /* DROP DATABASE in progress: do not start one */
+	bool no_extension; /* last dispatcher found no extension: start only when wanted */
+} DispatcherSlot;
+
+typedef struct HasuraEventsShmem {
+	slock_t mutex;
+	Latch *launcher_latch;
+	pid_t launcher_pid;
+	DispatcherSlot slots[HASURA_EVENTS_MAX_DATABASES];
+} HasuraEventsShmem;
+
+extern HasuraEventsShmem *hasura_events_shmem;
+
+/* Asks the launcher for a dispatcher in database dboid (and wakes the running one). */
+extern void hasura_events_request_dispatcher(Oid dboid);
+
+/* launcher.cpp / dispatcher.cpp */
+extern void hasura_events_register_launcher(void);
+extern "C" PGDLLEXPORT void hasura_events_launcher_main(Datum arg);
+extern "C" PGDLLEXPORT void hasura_events_dispatcher_main(Datum arg);
