@@ -36,8 +36,8 @@ override with_llvm := no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(EXTENSION)--$(EXTVERSION).sql: extension/sql/$(EXTENSION).sql
-	cp $< $@
+$(EXTENSION)--$(EXTVERSION).sql: extension/sql/$(EXTENSION).sql extension/sql/delivery.sql
+	cat $^ > $@
 
 $(EXTENSION).control: extension/$(EXTENSION).control.in
 	sed 's/@EXTVERSION@/$(EXTVERSION)/' $< > $@

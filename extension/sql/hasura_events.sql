@@ -51,8 +51,11 @@ COMMENT ON TABLE hdb_catalog.event_log IS 'One row per event (Hasura''s event_lo
 CREATE INDEX event_log_trigger_name_idx ON hdb_catalog.event_log (trigger_name, created_at);
 
 -- The claim index: only events still to deliver are in it, so claiming a batch costs the same
--- with a million delivered rows as with none. Ordered as the claim query reads it.
-CREATE INDEX event_log_fetch_events_idx ON hdb_catalog.event_log (next_retry_at NULLS FIRST, created_at)
+-- with a million delivered rows as with none. Ordered as the claim query reads it (a null
+-- next_retry_at means due now): one range scan that stops at now(), fresh events in commit
+-- order ahead of retries that came due.
+CREATE INDEX event_log_claim_idx ON hdb_catalog.event_log
+    ((COALESCE(next_retry_at, '-infinity'::timestamptz)), created_at)
     WHERE NOT delivered AND NOT error AND NOT archived;
 
 CREATE TABLE hdb_catalog.event_invocation_logs (
@@ -350,13 +353,15 @@ $$;
 -- _create_pg_triggers: one pg trigger per operation. Plain tables get statement-level triggers
 -- with transition tables (one call per statement); partitioned tables, and triggers that must
 -- fire on logical-replication apply (which fires row triggers only), get row-level ones, which
--- Postgres clones onto every partition, present and future.
+-- Postgres clones onto every partition, present and future. So do partitions and inheritance
+-- children: a statement-level trigger on them does not fire when the statement names the parent.
 CREATE FUNCTION hasura_events._create_pg_triggers(def hasura_events.event_triggers) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     tbl regclass := pg_catalog.format('%I.%I', def.schema_name, def.table_name)::regclass;
     row_level boolean := def.trigger_on_replication
-        OR (SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = tbl);
+        OR (SELECT relkind = 'p' OR relispartition FROM pg_catalog.pg_class WHERE oid = tbl)
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = tbl);
     op text;
     spec jsonb;
     tgname text;
@@ -599,7 +604,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     def hasura_events.event_triggers := hasura_events._existing_trigger(name);
     new_id text;
-    session_variables jsonb := pg_catalog.nullif(pg_catalog.current_setting('hasura.user', true), '')::jsonb;
+    session_variables jsonb := NULLIF(pg_catalog.current_setting('hasura.user', true), '')::jsonb;
 BEGIN
     IF NOT def.enable_manual THEN
         PERFORM hasura_events._fail('55000',
@@ -772,9 +777,13 @@ END
 $$;
 
 -- _on_ddl_end: keeps the table names of definitions right after ALTER TABLE ... RENAME or
--- SET SCHEMA (the pg triggers follow the table; the names are looked up from them).
+-- SET SCHEMA, or ALTER SCHEMA ... RENAME (the pg triggers follow the table; the names are looked
+-- up from them). A table that became a partition or an inheritance child (ATTACH PARTITION,
+-- INHERIT) gets row-level pg triggers instead of statement-level ones (see _create_pg_triggers).
 CREATE FUNCTION hasura_events._on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    def hasura_events.event_triggers;
 BEGIN
     UPDATE hasura_events.event_triggers t
        SET schema_name = n.nspname, table_name = c.relname, updated_at = now(),
@@ -786,12 +795,27 @@ BEGIN
        AND tg.tgname IN (hasura_events._pg_trigger_name(t.name, 'insert'), hasura_events._pg_trigger_name(t.name, 'update'),
                          hasura_events._pg_trigger_name(t.name, 'delete'))
        AND (t.schema_name, t.table_name) IS DISTINCT FROM (n.nspname::text, c.relname::text);
+
+    FOR def IN SELECT DISTINCT t.*
+               FROM hasura_events.event_triggers t
+               JOIN pg_class c ON c.relname = t.table_name
+               JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = t.schema_name
+               JOIN pg_trigger tg ON tg.tgrelid = c.oid AND tg.tgfoid = 'hasura_events.capture()'::regprocedure
+                    AND tg.tgname IN (hasura_events._pg_trigger_name(t.name, 'insert'),
+                                      hasura_events._pg_trigger_name(t.name, 'update'),
+                                      hasura_events._pg_trigger_name(t.name, 'delete'))
+              WHERE tg.tgtype & 1 = 0 -- statement-level
+                AND (c.relispartition OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
+    LOOP
+        PERFORM hasura_events._drop_pg_triggers(def.name);
+        PERFORM hasura_events._create_pg_triggers(def);
+    END LOOP;
 END
 $$;
 
 CREATE EVENT TRIGGER hasura_events_sql_drop ON sql_drop EXECUTE FUNCTION hasura_events._on_sql_drop();
 CREATE EVENT TRIGGER hasura_events_ddl_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION hasura_events._on_ddl_end();
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA') EXECUTE FUNCTION hasura_events._on_ddl_end();
 
 -- ---------------------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; hasura_events_admin may use everything.

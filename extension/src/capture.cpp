@@ -24,9 +24,11 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
-#include "catalog/partition.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -38,6 +40,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -174,22 +177,40 @@ setting_as_json(const char *setting)
 	return {text, strlen(text)};
 }
 
-/* event_table_of: the table the events name: for a row trigger fired on a partition, the root. */
+/*
+ * event_table_of: the table the events name: the table the event trigger was created on. A pg
+ * trigger Postgres cloned onto a partition (tgisclone) names the table of the trigger it was
+ * cloned from (followed up pg_trigger.tgparentid), not the partition and not necessarily the root:
+ * an event trigger created on a partition itself names that partition.
+ */
 void
-event_table_of(Relation rel, bool row_level, const char **schema_name, const char **table_name)
+event_table_of(Relation rel, Trigger *trigger, const char **schema_name, const char **table_name)
 {
 	Oid relid = RelationGetRelid(rel);
-	if (row_level && rel->rd_rel->relispartition) {
-		List *ancestors = get_partition_ancestors(relid);
-		if (ancestors != NIL)
-			relid = llast_oid(ancestors);
+	if (trigger->tgisclone) {
+		Relation tgrel = table_open(TriggerRelationId, AccessShareLock);
+		Oid tgoid = trigger->tgoid;
+		while (OidIsValid(tgoid)) {
+			ScanKeyData key;
+			ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(tgoid));
+			SysScanDesc scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+			HeapTuple tup = systable_getnext(scan);
+			tgoid = InvalidOid;
+			if (HeapTupleIsValid(tup)) {
+				Form_pg_trigger form = (Form_pg_trigger) GETSTRUCT(tup);
+				relid = form->tgrelid;
+				tgoid = form->tgparentid;
+			}
+			systable_endscan(scan);
+		}
+		table_close(tgrel, AccessShareLock);
 	}
 	*table_name = get_rel_name(relid);
 	*schema_name = get_namespace_name(get_rel_namespace(relid));
 }
 
 void
-init_state(CaptureState *st, TriggerData *td, bool row_level)
+init_state(CaptureState *st, TriggerData *td)
 {
 	Trigger *trigger = td->tg_trigger;
 	if (trigger->tgnargs != 3)
@@ -211,7 +232,7 @@ init_state(CaptureState *st, TriggerData *td, bool row_level)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("hasura_events.capture() fires only for INSERT, UPDATE or DELETE")));
 
-	event_table_of(td->tg_relation, row_level, &st->schema_name, &st->table_name);
+	event_table_of(td->tg_relation, trigger, &st->schema_name, &st->table_name);
 	resolve_columns(trigger->tgargs[1], st->desc, st->trigger_name, "columns", &st->columns);
 	resolve_columns(trigger->tgargs[2], st->desc, st->trigger_name, "payload", &st->payload);
 
@@ -434,7 +455,7 @@ hasura_events_capture(PG_FUNCTION_ARGS)
 
 	bool row_level = TRIGGER_FIRED_FOR_ROW(td->tg_event);
 	CaptureState st;
-	init_state(&st, td, row_level);
+	init_state(&st, td);
 	if (row_level)
 		capture_single_row(&st, td);
 	else

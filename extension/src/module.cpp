@@ -12,11 +12,16 @@
 extern "C" {
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 }
+
+#include <signal.h>
 
 #include "hasura_events.hpp"
 #include "worker.hpp"
@@ -26,6 +31,97 @@ PG_MODULE_MAGIC;
 }
 
 bool hasura_events_preloaded = false;
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/*
+ * stop_dispatcher_for_drop: DROP DATABASE fails while anyone is connected to the database, our
+ * dispatcher included. Mark the database as being dropped (so the launcher does not start a
+ * new dispatcher), stop the running one, and wait for it to leave.
+ */
+static void
+stop_dispatcher_for_drop(Oid dboid)
+{
+	pid_t pid = 0;
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
+		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
+		if (slot->dboid == dboid) {
+			slot->dropping = true;
+			pid = slot->pid;
+		}
+	}
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	if (pid == 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int waited_ms = 0; waited_ms < 10000; waited_ms += 10) {
+		bool gone = true;
+		SpinLockAcquire(&hasura_events_shmem->mutex);
+		for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++)
+			if (hasura_events_shmem->slots[i].dboid == dboid && hasura_events_shmem->slots[i].pid == pid)
+				gone = false;
+		SpinLockRelease(&hasura_events_shmem->mutex);
+		if (gone)
+			return;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
+}
+
+/* finish_drop: the drop is over: free the slot, or (if it failed) let the launcher restart. */
+static void
+finish_drop(Oid dboid, bool dropped)
+{
+	Latch *launcher = NULL;
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
+		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
+		if (slot->dboid == dboid && slot->dropping) {
+			slot->dropping = false;
+			if (dropped && slot->pid == 0)
+				slot->dboid = InvalidOid;
+			launcher = hasura_events_shmem->launcher_latch;
+		}
+	}
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	if (launcher != NULL)
+		SetLatch(launcher);
+}
+
+static void
+process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, ProcessUtilityContext context,
+                ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Oid dropping = InvalidOid;
+	if (IsA(pstmt->utilityStmt, DropdbStmt) && hasura_events_shmem != NULL) {
+		DropdbStmt *stmt = (DropdbStmt *) pstmt->utilityStmt;
+		dropping = get_database_oid(stmt->dbname, true);
+		if (OidIsValid(dropping))
+			stop_dispatcher_for_drop(dropping);
+	}
+	if (!OidIsValid(dropping)) {
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		return;
+	}
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		finish_drop(dropping, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	finish_drop(dropping, true);
+}
 
 extern "C" {
 
@@ -39,6 +135,9 @@ _PG_init(void)
 	if (!hasura_events_preloaded)
 		return; /* CREATE EXTENSION refuses with a hint (hasura_events._assert_preloaded) */
 	hasura_events_shmem_init();
+	hasura_events_register_launcher();
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = process_utility;
 }
 
 PG_FUNCTION_INFO_V1(hasura_events_assert_preloaded);

@@ -1,0 +1,452 @@
+/*
+ * extension/core/dispatch.cpp
+ *
+ * See dispatch.hpp.
+ */
+#include "dispatch.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "cpp_only.hpp"
+
+namespace hasura_events {
+
+struct Dispatch::Connection {
+	int id;
+	proto::FrameReader reader;
+	std::string out;
+	bool welcomed = false;
+	bool draining = false; /* Goodbye received: no more work */
+	uint64_t credits = 0;
+	std::string sidecar_id;
+	std::string close_reason; /* non-empty: close it */
+	explicit Connection(int id_, uint32_t max_frame) : id(id_), reader(max_frame) {}
+};
+
+struct Dispatch::Claim {
+	std::string trigger_name;
+	std::string body;
+	std::string headers_json;
+	uint32_t tries;
+	uint32_t num_retries;
+	uint32_t interval_sec;
+	int conn_id;          /* -1 once the outcome is in records_ */
+};
+
+RetryDecision
+decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
+       uint32_t max_retry_after_attempts)
+{
+	RetryDecision d;
+	if (outcome.kind == proto::OutcomeKind::Delivered) {
+		d.kind = RetryDecision::Kind::Delivered;
+		return d;
+	}
+	uint64_t attempts = uint64_t(tries_before) + 1;
+	if (outcome.retry_after_sec >= 0 && attempts < max_retry_after_attempts) {
+		d.kind = RetryDecision::Kind::Retry;
+		d.delay_sec = outcome.retry_after_sec;
+		return d;
+	}
+	if (tries_before < num_retries) {
+		d.kind = RetryDecision::Kind::Retry;
+		d.delay_sec = interval_sec;
+		return d;
+	}
+	d.kind = RetryDecision::Kind::Dead;
+	return d;
+}
+
+void
+append_json_string_utf8_safe(std::string &out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = reinterpret_cast<const unsigned char *>(s);
+	out.push_back('"');
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = p[i];
+		if (c < 0x80) {
+			switch (c) {
+			case '"': out += "\\\""; break;
+			case '\\': out += "\\\\"; break;
+			case '\n': out += "\\n"; break;
+			case '\r': out += "\\r"; break;
+			case '\t': out += "\\t"; break;
+			case '\b': out += "\\b"; break;
+			case '\f': out += "\\f"; break;
+			default:
+				if (c < 0x20) {
+					out += "\\u00";
+					out.push_back(hex[c >> 4]);
+					out.push_back(hex[c & 0xf]);
+				} else
+					out.push_back(char(c));
+			}
+			i++;
+			continue;
+		}
+		/* multi-byte: validate the sequence (no overlongs, no surrogates, <= U+10FFFF) */
+		size_t need;
+		uint32_t cp;
+		if (c >= 0xC2 && c <= 0xDF) {
+			need = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			out += "\xEF\xBF\xBD";
+			i++;
+			continue;
+		}
+		bool ok = i + need < len; /* the continuation bytes are all there */
+		for (size_t k = 1; ok && k <= need; k++) {
+			unsigned char cc = p[i + k];
+			if ((cc & 0xC0) != 0x80)
+				ok = false;
+			else
+				cp = (cp << 6) | (cc & 0x3F);
+		}
+		if (ok) {
+			if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+				ok = false;
+		}
+		if (!ok) {
+			out += "\xEF\xBF\xBD";
+			i++;
+			continue;
+		}
+		out.append(s + i, need + 1);
+		i += need + 1;
+	}
+	out.push_back('"');
+}
+
+std::string
+response_json(const proto::Outcome &o)
+{
+	std::string out;
+	if (o.http_status > 0) {
+		out += "{\"type\": \"webhook_response\", \"data\": {\"body\": ";
+		append_json_string_utf8_safe(out, o.response_body.data(), o.response_body.size());
+		out += ", \"headers\": [";
+		bool first = true;
+		for (const auto &h : o.response_headers) {
+			if (!first)
+				out += ", ";
+			first = false;
+			out += "{\"name\": ";
+			append_json_string_utf8_safe(out, h.first.data(), h.first.size());
+			out += ", \"value\": ";
+			append_json_string_utf8_safe(out, h.second.data(), h.second.size());
+			out += "}";
+		}
+		out += "], \"status\": " + std::to_string(o.http_status) + "}, \"version\": \"2\"}";
+	} else {
+		out += "{\"type\": \"client_error\", \"data\": {\"message\": ";
+		const std::string &msg = o.error.empty() ? std::string("no response") : o.error;
+		append_json_string_utf8_safe(out, msg.data(), msg.size());
+		out += "}, \"version\": \"2\"}";
+	}
+	return out;
+}
+
+std::string
+request_json(const std::string &body, const std::string &headers_json)
+{
+	std::string out;
+	out.reserve(body.size() + headers_json.size() + 48);
+	out += "{\"payload\": ";
+	out += body;
+	out += ", \"headers\": ";
+	out += headers_json.empty() ? "[]" : headers_json;
+	out += ", \"version\": \"2\"}";
+	return out;
+}
+
+Dispatch::Dispatch(DispatchConfig config) : config_(std::move(config)) {}
+Dispatch::~Dispatch() = default;
+
+void
+Dispatch::add_connection(int conn_id)
+{
+	conns_[conn_id] = std::make_unique<Connection>(conn_id, config_.max_frame);
+}
+
+void
+Dispatch::fail(Connection &c, const std::string &why)
+{
+	if (c.close_reason.empty())
+		c.close_reason = why;
+}
+
+void
+Dispatch::on_bytes(int conn_id, const char *data, size_t len)
+{
+	auto it = conns_.find(conn_id);
+	if (it == conns_.end())
+		return;
+	Connection &c = *it->second;
+	if (!c.close_reason.empty())
+		return;
+	c.reader.feed(data, len);
+	for (;;) {
+		proto::Message msg;
+		std::string error;
+		auto r = c.reader.next(msg, error);
+		if (r == proto::FrameReader::Result::NeedMore)
+			break;
+		if (r == proto::FrameReader::Result::Error) {
+			fail(c, "malformed frame: " + error);
+			break;
+		}
+		handle(c, msg);
+		if (!c.close_reason.empty())
+			break;
+	}
+}
+
+void
+Dispatch::handle(Connection &c, proto::Message &msg)
+{
+	if (!c.welcomed && !std::holds_alternative<proto::Hello>(msg)) {
+		fail(c, std::string("expected Hello, got ") + proto::type_name(msg));
+		return;
+	}
+	if (auto *hello = std::get_if<proto::Hello>(&msg)) {
+		if (c.welcomed) {
+			fail(c, "Hello received twice");
+			return;
+		}
+		if (hello->version != proto::kVersion) {
+			proto::Reject rej{"protocol version " + std::to_string(hello->version) + " is not supported; this worker speaks version " +
+			                  std::to_string(proto::kVersion)};
+			proto::encode(rej, c.out);
+			fail(c, rej.reason);
+			return;
+		}
+		c.welcomed = true;
+		c.sidecar_id = hello->sidecar_id;
+		proto::encode(proto::Welcome{proto::kVersion, config_.database, config_.max_frame}, c.out);
+	} else if (auto *credit = std::get_if<proto::Credit>(&msg)) {
+		c.credits += credit->credits;
+	} else if (auto *outcome = std::get_if<proto::Outcome>(&msg)) {
+		handle_outcome(c, *outcome);
+	} else if (auto *ping = std::get_if<proto::Ping>(&msg)) {
+		proto::encode(proto::Pong{ping->token}, c.out);
+	} else if (std::holds_alternative<proto::Pong>(msg)) {
+		/* nothing */
+	} else if (std::holds_alternative<proto::Goodbye>(msg)) {
+		c.draining = true;
+	} else {
+		fail(c, std::string("unexpected message from a sidecar: ") + proto::type_name(msg));
+	}
+}
+
+void
+Dispatch::handle_outcome(Connection &c, proto::Outcome &o)
+{
+	auto it = claims_.find(o.event_id);
+	if (it == claims_.end() || it->second->conn_id != c.id) {
+		fail(c, "outcome for event " + o.event_id + ", which was not handed to this sidecar");
+		return;
+	}
+	Claim &claim = *it->second;
+	claim.conn_id = -1;
+	Record rec;
+	rec.event_id = o.event_id;
+	rec.trigger_name = claim.trigger_name;
+	rec.decision = decide(o, claim.tries, claim.num_retries, claim.interval_sec, config_.max_retry_after_attempts);
+	rec.http_status = o.http_status;
+	rec.request_json = request_json(claim.body, claim.headers_json);
+	rec.response_json = response_json(o);
+	claim.body.clear();
+	claim.body.shrink_to_fit();
+	switch (rec.decision.kind) {
+	case RetryDecision::Kind::Delivered: stats_.delivered++; break;
+	case RetryDecision::Kind::Retry: stats_.retried++; break;
+	case RetryDecision::Kind::Dead: stats_.dead++; break;
+	}
+	records_.push_back(std::move(rec));
+}
+
+bool
+Dispatch::wants_close(int conn_id, std::string &why) const
+{
+	auto it = conns_.find(conn_id);
+	if (it == conns_.end())
+		return false;
+	if (it->second->close_reason.empty())
+		return false;
+	why = it->second->close_reason;
+	return true;
+}
+
+size_t
+Dispatch::remove_connection(int conn_id)
+{
+	size_t returned = 0;
+	for (auto it = claims_.begin(); it != claims_.end();) {
+		if (it->second->conn_id == conn_id) {
+			it = claims_.erase(it);
+			returned++;
+		} else
+			++it;
+	}
+	conns_.erase(conn_id);
+	stats_.returned += returned;
+	return returned;
+}
+
+std::string &
+Dispatch::outbuf(int conn_id)
+{
+	return conns_.at(conn_id)->out;
+}
+
+std::vector<int>
+Dispatch::connection_ids() const
+{
+	std::vector<int> ids;
+	ids.reserve(conns_.size());
+	for (const auto &kv : conns_)
+		ids.push_back(kv.first);
+	return ids;
+}
+
+size_t
+Dispatch::claimable() const
+{
+	uint64_t credits = 0;
+	for (const auto &kv : conns_) {
+		const Connection &c = *kv.second;
+		if (c.welcomed && !c.draining && c.close_reason.empty())
+			credits += c.credits;
+	}
+	size_t room = claims_.size() >= config_.max_inflight ? 0 : config_.max_inflight - claims_.size();
+	return size_t(std::min<uint64_t>(credits, room));
+}
+
+std::vector<std::string>
+Dispatch::claimed_ids() const
+{
+	std::vector<std::string> ids;
+	ids.reserve(claims_.size());
+	for (const auto &kv : claims_)
+		ids.push_back(kv.first);
+	return ids;
+}
+
+const std::vector<const char *> &
+Dispatch::claimed_id_ptrs()
+{
+	claimed_ptrs_.clear();
+	claimed_ptrs_.reserve(claims_.size());
+	for (const auto &kv : claims_)
+		claimed_ptrs_.push_back(kv.first.c_str());
+	return claimed_ptrs_;
+}
+
+void
+Dispatch::hand_out(const ClaimedEventView *events, size_t n)
+{
+	std::vector<Connection *> ready;
+	for (auto &kv : conns_) {
+		Connection &c = *kv.second;
+		if (c.welcomed && !c.draining && c.close_reason.empty() && c.credits > 0)
+			ready.push_back(&c);
+	}
+	size_t next = ready.empty() ? 0 : size_t(rr_++) % ready.size();
+	for (size_t i = 0; i < n; i++) {
+		const ClaimedEventView &e = events[i];
+		if (claims_.count(e.id))
+			continue; /* already ours (should not happen: claimed_ids keeps it out) */
+		/* next connection with credit, round robin */
+		Connection *target = nullptr;
+		for (size_t k = 0; k < ready.size(); k++) {
+			Connection *c = ready[(next + k) % ready.size()];
+			if (c->credits > 0) {
+				target = c;
+				next = (next + k + 1) % ready.size();
+				break;
+			}
+		}
+		if (target == nullptr)
+			break; /* no credit left: the rest stays in event_log for the next claim */
+
+		proto::Deliver d;
+		d.event_id = e.id;
+		d.trigger_name = e.trigger_name;
+		d.webhook = e.webhook;
+		d.webhook_from_env = e.webhook_from_env;
+		for (int h = 0; h < e.nheaders; h++)
+			d.headers.push_back(proto::Header{e.header_names[h], e.header_values[h], e.header_from_env[h]});
+		d.timeout_sec = e.timeout_sec;
+		d.attempt = e.tries + 1;
+		d.body.assign(e.body, e.body_len);
+		proto::encode(d, target->out);
+		target->credits--;
+
+		auto claim = std::make_unique<Claim>();
+		claim->trigger_name = e.trigger_name;
+		claim->body = std::move(d.body);
+		claim->headers_json = e.headers_json ? e.headers_json : "[]";
+		claim->tries = e.tries;
+		claim->num_retries = e.num_retries;
+		claim->interval_sec = e.interval_sec;
+		claim->conn_id = target->id;
+		claims_[e.id] = std::move(claim);
+	}
+}
+
+void
+Dispatch::note_fetch(size_t n)
+{
+	stats_.fetches++;
+	stats_.events_fetched += n;
+}
+
+RecordView
+Dispatch::record(size_t i) const
+{
+	const Record &r = records_.at(i);
+	RecordView v;
+	v.event_id = r.event_id.c_str();
+	v.trigger_name = r.trigger_name.c_str();
+	v.delivered = r.decision.kind == RetryDecision::Kind::Delivered;
+	v.dead = r.decision.kind == RetryDecision::Kind::Dead;
+	v.retry_delay_sec = r.decision.kind == RetryDecision::Kind::Retry ? r.decision.delay_sec : -1;
+	v.http_status = r.http_status;
+	v.request_json = r.request_json.c_str();
+	v.response_json = r.response_json.c_str();
+	return v;
+}
+
+void
+Dispatch::clear_records()
+{
+	for (const Record &r : records_)
+		claims_.erase(r.event_id);
+	records_.clear();
+}
+
+std::string
+Dispatch::stats_json() const
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf),
+	         "{\"type\": \"event-trigger-process\", \"detail\": {\"num_events_fetched\": %llu, \"num_fetches\": %llu, "
+	         "\"delivered\": %llu, \"retried\": %llu, \"dead\": %llu, \"returned\": %llu, \"inflight\": %zu, "
+	         "\"sidecars\": %zu}}",
+	         (unsigned long long) stats_.events_fetched, (unsigned long long) stats_.fetches,
+	         (unsigned long long) stats_.delivered, (unsigned long long) stats_.retried, (unsigned long long) stats_.dead,
+	         (unsigned long long) stats_.returned, claims_.size(), conns_.size());
+	return buf;
+}
+
+} // namespace hasura_events

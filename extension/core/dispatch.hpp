@@ -1,0 +1,165 @@
+/*
+ * extension/core/dispatch.hpp
+ *
+ * The dispatcher's bookkeeping, as pure C++: the sidecar connections (handshake, credits, frame
+ * buffers), the events in flight (the in-memory claims: which event went to which connection),
+ * the retry policy applied to each reported outcome, and the invocation-log JSON.
+ *
+ * The Postgres side (extension/src/dispatcher.cpp) owns sockets, latches and SPI; it feeds bytes
+ * in, asks how many events it may claim, hands claimed events over as plain structs, and reads
+ * the outcomes to record as plain structs. Every call into this class crosses a guard there.
+ *
+ * Wording: a "claim" is an event the dispatcher took from event_log and has not recorded an
+ * outcome for; an "outcome" is what the sidecar reported for one attempt; a "record" is the
+ * row update plus invocation-log row that the dispatcher writes for it.
+ */
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol.hpp"
+
+namespace hasura_events {
+
+/* What to do with an event after an attempt. */
+struct RetryDecision {
+	enum class Kind { Delivered, Retry, Dead } kind = Kind::Dead;
+	int64_t delay_sec = 0; /* for Retry */
+};
+
+/*
+ * decide: Hasura's rules. 2xx delivers. Otherwise, with tries_before attempts made before this
+ * one: a Retry-After answer retries after that many seconds while the attempts stay below
+ * max_retry_after_attempts (Hasura has no bound); else a retry after interval_sec while
+ * tries_before < num_retries; else the event is dead (error = true).
+ */
+RetryDecision decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
+                     uint32_t max_retry_after_attempts);
+
+/* The invocation log's response JSON (version "2"); invalid UTF-8 in the body becomes U+FFFD. */
+std::string response_json(const proto::Outcome &outcome);
+
+/* The invocation log's request JSON (version "2"): {"payload": body, "headers": headers_json}. */
+std::string request_json(const std::string &body, const std::string &headers_json);
+
+/* Appends s as a JSON string; invalid UTF-8 sequences become U+FFFD, NUL becomes \u0000. */
+void append_json_string_utf8_safe(std::string &out, const char *s, size_t len);
+
+/* An event claimed from event_log, as the Postgres side reads it (plain pointers, valid during the call). */
+struct ClaimedEventView {
+	const char *id;
+	const char *trigger_name;
+	const char *webhook;
+	bool webhook_from_env;
+	const char *headers_json; /* the stored headers, for the invocation log */
+	int nheaders;
+	const char *const *header_names;
+	const char *const *header_values; /* a variable name where header_from_env */
+	const bool *header_from_env;
+	uint32_t timeout_sec;
+	uint32_t num_retries;
+	uint32_t interval_sec;
+	uint32_t tries;
+	const char *body; /* the webhook payload */
+	size_t body_len;
+};
+
+/* One attempt to record, as the Postgres side reads it (pointers valid until clear_records). */
+struct RecordView {
+	const char *event_id;
+	const char *trigger_name;
+	bool delivered;
+	bool dead;
+	int64_t retry_delay_sec; /* -1 unless a retry is scheduled */
+	int32_t http_status;     /* 0: no response */
+	const char *request_json;
+	const char *response_json;
+};
+
+struct DispatchConfig {
+	uint32_t max_inflight = 1000;
+	uint32_t max_retry_after_attempts = 100;
+	uint32_t max_frame = proto::kDefaultMaxFrame;
+	std::string database;
+};
+
+struct DispatchStats {
+	uint64_t events_fetched = 0;
+	uint64_t fetches = 0;
+	uint64_t delivered = 0;
+	uint64_t retried = 0;
+	uint64_t dead = 0;
+	uint64_t returned = 0; /* claims given back when a sidecar went away */
+};
+
+class Dispatch {
+  public:
+	explicit Dispatch(DispatchConfig config);
+	~Dispatch();
+
+	void set_config(const DispatchConfig &config) { config_ = config; }
+
+	/* A sidecar connected (the socket was accepted and the peer checked). */
+	void add_connection(int conn_id);
+	/* Bytes arrived from conn_id; frames are processed at once. */
+	void on_bytes(int conn_id, const char *data, size_t len);
+	/* The connection must be closed (protocol error, Reject sent); why says it. */
+	bool wants_close(int conn_id, std::string &why) const;
+	/* The connection is gone: its claims go back to the queue. Returns how many. */
+	size_t remove_connection(int conn_id);
+	/* Bytes waiting to be written to conn_id (the caller erases what it wrote). */
+	std::string &outbuf(int conn_id);
+	std::vector<int> connection_ids() const;
+	size_t connection_count() const { return conns_.size(); }
+
+	/* How many events may be claimed now: free credits, capped by max_inflight. */
+	size_t claimable() const;
+	/* Ids of the events claimed and not yet recorded, to keep them out of the next claim. */
+	std::vector<std::string> claimed_ids() const;
+	/* The same as pointers into the claims, valid until the next call that changes claims. */
+	const std::vector<const char *> &claimed_id_ptrs();
+	size_t inflight() const { return claims_.size(); }
+	/* Hands claimed events to the sidecars (as Deliver frames, spread over the credits). */
+	void hand_out(const ClaimedEventView *events, size_t n);
+	void note_fetch(size_t n);
+
+	/* Attempts reported and not yet recorded. */
+	size_t record_count() const { return records_.size(); }
+	RecordView record(size_t i) const;
+	/* The records were committed: forget them (their claims end here). */
+	void clear_records();
+
+	const DispatchStats &stats() const { return stats_; }
+	std::string stats_json() const;
+
+  private:
+	struct Connection;
+	struct Claim;
+	struct Record {
+		std::string event_id;
+		std::string trigger_name;
+		RetryDecision decision;
+		int32_t http_status;
+		std::string request_json;
+		std::string response_json;
+	};
+
+	void handle(Connection &c, proto::Message &msg);
+	void handle_outcome(Connection &c, proto::Outcome &o);
+	void fail(Connection &c, const std::string &why);
+
+	DispatchConfig config_;
+	std::map<int, std::unique_ptr<Connection>> conns_;
+	std::unordered_map<std::string, std::unique_ptr<Claim>> claims_;
+	std::vector<Record> records_;
+	std::vector<const char *> claimed_ptrs_;
+	DispatchStats stats_;
+	int rr_ = 0; /* round robin start among connections */
+};
+
+} // namespace hasura_events

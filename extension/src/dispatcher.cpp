@@ -1,0 +1,768 @@
+/*
+ * extension/src/dispatcher.cpp
+ *
+ * The dispatcher: one background worker per database that has the extension. It listens on
+ * <hasura_events.socket_path>.<database oid> for sidecars, claims due events in batches, hands
+ * them out as Deliver frames within the credits the sidecars granted, and records each reported
+ * outcome (event row + invocation log) in batched short transactions.
+ *
+ * Claims live in this process's memory (extension/core/dispatch.cpp), not in event_log.locked:
+ * the happy path writes each event row once (the outcome). That is safe because a database has
+ * exactly one dispatcher (the launcher starts it; the slot in shared memory says who runs), and
+ * because everything a dispatcher claimed is either recorded or forgotten with the process: after
+ * a crash the next dispatcher starts with no claims and finds every undelivered event due at
+ * once, instead of Hasura's 30-minute lock timeout. Sidecars drop attempts of a connection that
+ * closed, so an event is never in the hands of two dispatchers at the same time.
+ *
+ * The loop (pg_cron style): wait on the latch + sockets, handle interrupts and reload, accept and
+ * read sidecars, record outcomes, claim if there is room and a reason (a commit woke us, a batch
+ * came back full, a sidecar returned its claims, the retry check came due), write.
+ *
+ * Postgres regime. Calls into the Dispatch object cross DISPATCH_GUARD; no C++ object lives on
+ * the stack of a function that can ereport.
+ */
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dispatch.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "libpq/pqsignal.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "commands/dbcommands.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+}
+
+#include "hasura_events.hpp"
+#include "worker.hpp"
+
+using hasura_events::ClaimedEventView;
+using hasura_events::Dispatch;
+using hasura_events::DispatchConfig;
+using hasura_events::RecordView;
+
+/*
+ * DISPATCH_GUARD: runs C++ code; an exception becomes FATAL (the launcher starts a new
+ * dispatcher, which finds every unrecorded claim due again) after the catch block is left.
+ */
+#define DISPATCH_GUARD(step, ...)                                                                                        \
+	do {                                                                                                                 \
+		char guard_err_[256] = "";                                                                                       \
+		try {                                                                                                            \
+			__VA_ARGS__;                                                                                                 \
+		} catch (const std::exception &e_) {                                                                             \
+			snprintf(guard_err_, sizeof(guard_err_), "%s", e_.what());                                                   \
+		} catch (...) {                                                                                                  \
+			snprintf(guard_err_, sizeof(guard_err_), "unknown C++ exception");                                           \
+		}                                                                                                                \
+		if (guard_err_[0] != '\0')                                                                                       \
+			ereport(FATAL, (errmsg("hasura_events dispatcher: %s failed: %s", step, guard_err_)));                      \
+	} while (0)
+
+namespace {
+
+volatile sig_atomic_t got_sigterm = false;
+
+Dispatch *dispatch = NULL;
+DispatcherSlot *my_slot = NULL;
+int listen_fd = -1;
+char socket_file[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+
+SPIPlanPtr claim_plan = NULL;
+SPIPlanPtr outcome_plan = NULL;
+SPIPlanPtr invocation_plan = NULL;
+
+MemoryContext loop_ctx = NULL;
+
+constexpr int kMaxConnections = 64;
+constexpr size_t kReadChunk = 256 * 1024;
+constexpr size_t kMaxReadPerWake = 8 * 1024 * 1024;
+
+void
+handle_sigterm(SIGNAL_ARGS)
+{
+	int save_errno = errno;
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* dispatcher_config: the Dispatch settings from the GUCs. */
+DispatchConfig
+dispatcher_config(const char *dbname)
+{
+	DispatchConfig c;
+	c.max_inflight = (uint32_t) hasura_events_max_inflight;
+	c.max_retry_after_attempts = (uint32_t) hasura_events_max_retry_after_attempts;
+	c.database = dbname;
+	return c;
+}
+
+/* extension_present: run inside a transaction. */
+bool
+extension_present(void)
+{
+	return OidIsValid(get_extension_oid("hasura_events", true));
+}
+
+/* begin_tx / commit_tx: the bracket of every catalog operation (short; never across a wait). */
+void
+begin_tx(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "hasura_events dispatcher: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void
+commit_tx(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "hasura_events dispatcher: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/*
+ * The claim query. Its cost is bounded by the batch plus the events already claimed (skipped by
+ * the id filter), never by the size of event_log: it is one range scan of the partial index
+ * event_log_claim_idx, which holds only undelivered events, in due order, stopping at now().
+ */
+const char *const kClaimSql =
+	"SELECT e.id, e.trigger_name, t.webhook, t.webhook_from_env, t.headers::text, "
+	"       ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h), "
+	"       ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "
+	"             FROM pg_catalog.jsonb_array_elements(t.headers) h), "
+	"       ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h), "
+	"       t.timeout_sec, t.num_retries, t.interval_sec, e.tries, "
+	"       pg_catalog.jsonb_build_object('id', e.id, 'created_at', e.created_at, "
+	"           'trigger', pg_catalog.jsonb_build_object('name', e.trigger_name), "
+	"           'table', pg_catalog.jsonb_build_object('schema', e.schema_name, 'name', e.table_name), "
+	"           'event', e.payload, "
+	"           'delivery_info', pg_catalog.jsonb_build_object('max_retries', t.num_retries, 'current_retry', e.tries)"
+	"       )::text "
+	"FROM (SELECT * FROM hdb_catalog.event_log e "
+	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "
+	"        AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "
+	"        AND e.id <> ALL ($1) "
+	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at "
+	"      LIMIT $2) e "
+	"JOIN hasura_events.event_triggers t ON t.name = e.trigger_name";
+
+const char *const kOutcomeSql =
+	"UPDATE hdb_catalog.event_log e "
+	"   SET delivered = v.delivered, error = v.dead, tries = e.tries + 1, locked = NULL, "
+	"       next_retry_at = CASE WHEN v.delay >= 0 THEN pg_catalog.now() + pg_catalog.make_interval(secs => v.delay) END "
+	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bool[]), pg_catalog.unnest($3::bool[]), "
+	"                 pg_catalog.unnest($4::float8[])) AS v(id, delivered, dead, delay) "
+	" WHERE e.id = v.id";
+
+const char *const kInvocationSql =
+	"INSERT INTO hdb_catalog.event_invocation_logs (event_id, trigger_name, status, request, response) "
+	"SELECT v.event_id, v.trigger_name, v.status, v.request::json, v.response::json "
+	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int4[]), "
+	"                 pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[])) "
+	"       AS v(event_id, trigger_name, status, request, response)";
+
+Datum
+text_array(const char *const *values, int n)
+{
+	Datum *d = (Datum *) palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* text_array_elems: the elements of a text[] as C strings (NULL elements become ""). */
+int
+text_array_elems(Datum arr, char ***out)
+{
+	Datum *elems;
+	bool *nulls;
+	int n;
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	*out = (char **) palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		(*out)[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
+	return n;
+}
+
+/*
+ * claim_batch: claims up to `want` due events and hands them to the sidecars. Returns how many
+ * were claimed, or -1 when the extension is gone.
+ */
+int
+claim_batch(int want)
+{
+	int claimed = 0;
+	bool gone = false;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	begin_tx("hasura_events: claiming events");
+	if (!extension_present())
+		gone = true;
+	else {
+		if (claim_plan == NULL) {
+			Oid types[2] = {TEXTARRAYOID, INT4OID};
+			claim_plan = keep_plan(kClaimSql, 2, types);
+		}
+		const std::vector<const char *> *ids = NULL;
+		DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
+		Datum args[2] = {text_array(ids->data(), (int) ids->size()), Int32GetDatum(want)};
+		int rc = SPI_execute_plan(claim_plan, args, NULL, true, want);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "hasura_events dispatcher: claim query failed: %s", SPI_result_code_string(rc));
+
+		int n = (int) SPI_processed;
+		ClaimedEventView *views = (ClaimedEventView *) palloc0(sizeof(ClaimedEventView) * Max(n, 1));
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		for (int i = 0; i < n; i++) {
+			HeapTuple tup = SPI_tuptable->vals[i];
+			ClaimedEventView *v = &views[i];
+			bool isnull;
+			v->id = SPI_getvalue(tup, desc, 1);
+			v->trigger_name = SPI_getvalue(tup, desc, 2);
+			char *webhook = SPI_getvalue(tup, desc, 3);
+			char *webhook_env = SPI_getvalue(tup, desc, 4);
+			v->webhook_from_env = webhook == NULL;
+			v->webhook = webhook != NULL ? webhook : (webhook_env != NULL ? webhook_env : "");
+			v->headers_json = SPI_getvalue(tup, desc, 5);
+			char **names, **values;
+			v->nheaders = text_array_elems(SPI_getbinval(tup, desc, 6, &isnull), &names);
+			text_array_elems(SPI_getbinval(tup, desc, 7, &isnull), &values);
+			v->header_names = names;
+			v->header_values = values;
+			{
+				Datum *elems;
+				bool *enulls;
+				int ne;
+				deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull)), BOOLOID, 1, true,
+				                  TYPALIGN_CHAR, &elems, &enulls, &ne);
+				bool *from_env = (bool *) palloc0(sizeof(bool) * Max(ne, 1));
+				for (int k = 0; k < ne; k++)
+					from_env[k] = !enulls[k] && DatumGetBool(elems[k]);
+				v->header_from_env = from_env;
+			}
+			v->timeout_sec = (uint32_t) DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+			v->num_retries = (uint32_t) DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+			v->interval_sec = (uint32_t) DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+			v->tries = (uint32_t) DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
+			text *body = DatumGetTextPP(SPI_getbinval(tup, desc, 13, &isnull));
+			v->body = VARDATA_ANY(body);
+			v->body_len = VARSIZE_ANY_EXHDR(body);
+		}
+		DISPATCH_GUARD("handing out events", dispatch->hand_out(views, (size_t) n); dispatch->note_fetch((size_t) n));
+		claimed = n;
+	}
+	commit_tx();
+	MemoryContextSwitchTo(oldcxt);
+	return gone ? -1 : claimed;
+}
+
+/*
+ * record_outcomes: writes every reported attempt: one UPDATE of event_log and one INSERT of
+ * invocation logs for the whole batch, in one transaction (both or neither).
+ * Returns false when the extension is gone.
+ */
+bool
+record_outcomes(void)
+{
+	size_t n = 0;
+	DISPATCH_GUARD("counting outcomes", n = dispatch->record_count());
+	if (n == 0)
+		return true;
+
+	bool gone = false;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	begin_tx("hasura_events: recording outcomes");
+	if (!extension_present())
+		gone = true;
+	else {
+		if (outcome_plan == NULL) {
+			Oid t1[4] = {TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID};
+			outcome_plan = keep_plan(kOutcomeSql, 4, t1);
+			Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+			invocation_plan = keep_plan(kInvocationSql, 5, t2);
+		}
+		Datum *ids = (Datum *) palloc(sizeof(Datum) * n);
+		Datum *triggers = (Datum *) palloc(sizeof(Datum) * n);
+		Datum *delivered = (Datum *) palloc(sizeof(Datum) * n);
+		Datum *dead = (Datum *) palloc(sizeof(Datum) * n);
+		Datum *delay = (Datum *) palloc(sizeof(Datum) * n);
+		Datum *status = (Datum *) palloc(sizeof(Datum) * n);
+		bool *status_null = (bool *) palloc(sizeof(bool) * n);
+		Datum *request = (Datum *) palloc(sizeof(Datum) * n);
+		Datum *response = (Datum *) palloc(sizeof(Datum) * n);
+		for (size_t i = 0; i < n; i++) {
+			RecordView r = {};
+			DISPATCH_GUARD("reading an outcome", r = dispatch->record(i));
+			ids[i] = CStringGetTextDatum(r.event_id);
+			triggers[i] = CStringGetTextDatum(r.trigger_name);
+			delivered[i] = BoolGetDatum(r.delivered);
+			dead[i] = BoolGetDatum(r.dead);
+			delay[i] = Float8GetDatum((double) r.retry_delay_sec);
+			status[i] = Int32GetDatum(r.http_status);
+			status_null[i] = r.http_status <= 0;
+			request[i] = CStringGetTextDatum(r.request_json);
+			response[i] = CStringGetTextDatum(r.response_json);
+		}
+		int dims[1] = {(int) n};
+		int lbs[1] = {1};
+		Datum a1[4] = {
+			PointerGetDatum(construct_array(ids, (int) n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(delivered, (int) n, BOOLOID, 1, true, TYPALIGN_CHAR)),
+			PointerGetDatum(construct_array(dead, (int) n, BOOLOID, 1, true, TYPALIGN_CHAR)),
+			PointerGetDatum(construct_array(delay, (int) n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+		};
+		int rc = SPI_execute_plan(outcome_plan, a1, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
+		Datum a2[5] = {
+			a1[0],
+			PointerGetDatum(construct_array(triggers, (int) n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_md_array(status, status_null, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(request, (int) n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(response, (int) n, TEXTOID, -1, false, TYPALIGN_INT)),
+		};
+		rc = SPI_execute_plan(invocation_plan, a2, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "hasura_events dispatcher: writing invocation logs failed: %s", SPI_result_code_string(rc));
+	}
+	commit_tx();
+	MemoryContextSwitchTo(oldcxt);
+	/* committed (or the extension is gone): these claims end here */
+	DISPATCH_GUARD("clearing outcomes", dispatch->clear_records());
+	return !gone;
+}
+
+/* open_listen_socket: <socket_path>.<dboid>, owner-only. */
+void
+open_listen_socket(Oid dboid)
+{
+	struct sockaddr_un addr;
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	int len = snprintf(socket_file, sizeof(socket_file), "%s.%u", hasura_events_socket_path, dboid);
+	if (len < 0 || (size_t) len >= sizeof(addr.sun_path))
+		ereport(FATAL, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("hasura_events.socket_path \"%s\" is too long for a Unix socket", hasura_events_socket_path),
+		                errhint("Unix socket paths are limited to %zu bytes, including the \".<database oid>\" suffix.",
+		                        sizeof(addr.sun_path) - 1)));
+	strcpy(addr.sun_path, socket_file);
+
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		ereport(FATAL, (errcode_for_socket_access(), errmsg("hasura_events: could not create socket: %m")));
+	unlink(socket_file); /* a previous incarnation's; we are the only dispatcher of this database */
+	mode_t old_umask = umask(0077);
+	int rc = bind(fd, (struct sockaddr *) &addr, sizeof(addr));
+	umask(old_umask);
+	if (rc < 0)
+		ereport(FATAL, (errcode_for_socket_access(), errmsg("hasura_events: could not bind socket \"%s\": %m", socket_file),
+		                errhint("Check that the directory of hasura_events.socket_path exists and is writable by the "
+		                        "server's user.")));
+	chmod(socket_file, 0600);
+	if (listen(fd, 64) < 0)
+		ereport(FATAL, (errcode_for_socket_access(), errmsg("hasura_events: could not listen on \"%s\": %m", socket_file)));
+	listen_fd = fd;
+	ereport(LOG, (errmsg("hasura_events dispatcher listening on \"%s\"", socket_file)));
+}
+
+/* peer_allowed: the server's own OS user, or one listed in hasura_events.allowed_peer_uids. */
+bool
+peer_allowed(int fd, uid_t *uid_out)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	*uid_out = cred.uid;
+	if (cred.uid == geteuid())
+		return true;
+	char *list = pstrdup(hasura_events_allowed_peer_uids);
+	for (char *tok = strtok(list, ", "); tok != NULL; tok = strtok(NULL, ", "))
+		if (strtoul(tok, NULL, 10) == cred.uid && tok[0] != '\0')
+			return true;
+	return false;
+}
+
+void
+close_connection(int fd, const char *why)
+{
+	size_t returned = 0;
+	DISPATCH_GUARD("closing a connection", returned = dispatch->remove_connection(fd));
+	close(fd);
+	ereport(LOG, (errmsg("hasura_events: sidecar connection closed: %s; %zu undelivered events returned to the queue",
+	                     why, returned)));
+}
+
+void
+accept_connections(void)
+{
+	for (;;) {
+		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				ereport(LOG, (errmsg("hasura_events: accept failed: %m")));
+			return;
+		}
+		uid_t uid = (uid_t) -1;
+		size_t nconn = 0;
+		DISPATCH_GUARD("counting connections", nconn = dispatch->connection_count());
+		if (!peer_allowed(fd, &uid)) {
+			ereport(LOG, (errmsg("hasura_events: refused a sidecar running as OS user %d", (int) uid),
+			              errhint("Run the sidecar as the server's OS user, or list its uid in "
+			                      "hasura_events.allowed_peer_uids.")));
+			/* a Reject frame, best effort */
+			char frame[128];
+			size_t flen = 0;
+			DISPATCH_GUARD("encoding a Reject", {
+				std::string out;
+				hasura_events::proto::encode(hasura_events::proto::Reject{"peer OS user is not allowed"}, out);
+				flen = std::min(out.size(), sizeof(frame));
+				memcpy(frame, out.data(), flen);
+			});
+			(void) !send(fd, frame, flen, MSG_NOSIGNAL);
+			close(fd);
+			continue;
+		}
+		if (nconn >= (size_t) kMaxConnections) {
+			ereport(LOG, (errmsg("hasura_events: refused a sidecar: %d connections already", kMaxConnections)));
+			close(fd);
+			continue;
+		}
+		DISPATCH_GUARD("adding a connection", dispatch->add_connection(fd));
+		ereport(LOG, (errmsg("hasura_events: sidecar connected (OS user %d)", (int) uid)));
+	}
+}
+
+/* read_connection: false when the peer closed or failed. */
+bool
+read_connection(int fd, char *buf)
+{
+	size_t total = 0;
+	while (total < kMaxReadPerWake) {
+		ssize_t n = recv(fd, buf, kReadChunk, 0);
+		if (n > 0) {
+			DISPATCH_GUARD("reading frames", dispatch->on_bytes(fd, buf, (size_t) n));
+			total += (size_t) n;
+			continue;
+		}
+		if (n == 0)
+			return false;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK;
+	}
+	return true;
+}
+
+/* write_connection: writes what is buffered; false on a broken connection. */
+bool
+write_connection(int fd)
+{
+	bool ok = true;
+	DISPATCH_GUARD("writing frames", {
+		std::string &out = dispatch->outbuf(fd);
+		size_t done = 0;
+		while (done < out.size()) {
+			ssize_t n = send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+			if (n > 0) {
+				done += (size_t) n;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			ok = false;
+			break;
+		}
+		out.erase(0, done);
+	});
+	return ok;
+}
+
+bool
+has_output(int fd)
+{
+	bool pending = false;
+	DISPATCH_GUARD("checking output", pending = !dispatch->outbuf(fd).empty());
+	return pending;
+}
+
+void
+log_stats(void)
+{
+	char line[1024];
+	DISPATCH_GUARD("formatting statistics", snprintf(line, sizeof(line), "%s", dispatch->stats_json().c_str()));
+	ereport(LOG, (errmsg("hasura_events: %s", line)));
+}
+
+void
+dispatcher_exit(int code, Datum arg)
+{
+	if (listen_fd >= 0) {
+		close(listen_fd);
+		unlink(socket_file);
+		listen_fd = -1;
+	}
+	if (my_slot != NULL) {
+		SpinLockAcquire(&hasura_events_shmem->mutex);
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+		SpinLockRelease(&hasura_events_shmem->mutex);
+	}
+}
+
+/* leave_for_good: the extension is not (or no longer) here; no dispatcher until asked again. */
+void
+leave_for_good(void)
+{
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	my_slot->wanted = false;
+	my_slot->no_extension = true;
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	ereport(LOG, (errmsg("hasura_events dispatcher: the extension is not installed in this database; exiting")));
+	proc_exit(0);
+}
+
+} // namespace
+
+extern "C" {
+
+/*
+ * hasura_events_dispatcher_main: entry point of a dispatcher; the argument is its database's OID.
+ */
+PGDLLEXPORT void
+hasura_events_dispatcher_main(Datum main_arg)
+{
+	Oid dboid = DatumGetObjectId(main_arg);
+
+	pqsignal(SIGTERM, handle_sigterm);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("hasura_events dispatcher");
+
+	/* find our slot (the launcher filled it) and publish our latch */
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++)
+		if (hasura_events_shmem->slots[i].dboid == dboid)
+			my_slot = &hasura_events_shmem->slots[i];
+	if (my_slot != NULL && my_slot->pid != 0 && my_slot->pid != MyProcPid)
+		my_slot = NULL; /* another dispatcher runs: never two per database */
+	if (my_slot != NULL) {
+		my_slot->pid = MyProcPid;
+		my_slot->latch = MyLatch;
+	}
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	if (my_slot == NULL) {
+		ereport(LOG, (errmsg("hasura_events dispatcher: database %u already has a dispatcher", dboid)));
+		proc_exit(0);
+	}
+	before_shmem_exit(dispatcher_exit, 0);
+
+	StartTransactionCommand();
+	/* payload timestamps are rendered in UTC whatever the server's TimeZone */
+	SetConfigOption("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION);
+	bool present = extension_present();
+	char *dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(dboid));
+	CommitTransactionCommand();
+	if (!present)
+		leave_for_good();
+
+	open_listen_socket(dboid);
+	DISPATCH_GUARD("creating the dispatcher state", dispatch = new Dispatch(dispatcher_config(dbname)));
+
+	loop_ctx = AllocSetContextCreate(TopMemoryContext, "hasura_events dispatcher loop", ALLOCSET_DEFAULT_SIZES);
+	char *readbuf = (char *) MemoryContextAlloc(TopMemoryContext, kReadChunk);
+
+	bool want_claim = true; /* events may be waiting from before we started */
+	TimestampTz next_retry_check = GetCurrentTimestamp();
+	TimestampTz next_stats = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hasura_events_stats_log_interval_s * 1000L);
+
+	while (!got_sigterm) {
+		MemoryContextSwitchTo(loop_ctx);
+		MemoryContextReset(loop_ctx);
+
+		/* wait: latch, postmaster death, the listening socket, every sidecar */
+		int nconn = 0;
+		int conn_fds[kMaxConnections];
+		bool conn_out[kMaxConnections];
+		DISPATCH_GUARD("listing connections", {
+			std::vector<int> ids = dispatch->connection_ids();
+			nconn = (int) std::min(ids.size(), (size_t) kMaxConnections);
+			for (int i = 0; i < nconn; i++) {
+				conn_fds[i] = ids[i];
+				conn_out[i] = !dispatch->outbuf(ids[i]).empty();
+			}
+		});
+
+		size_t room = 0;
+		DISPATCH_GUARD("computing room", room = dispatch->claimable());
+		long timeout_ms;
+		TimestampTz now = GetCurrentTimestamp();
+		if (want_claim && room > 0 && !hasura_events_paused)
+			timeout_ms = 0;
+		else {
+			TimestampTz next = Min(next_retry_check, next_stats);
+			timeout_ms = Max(0L, (long) ((next - now) / 1000));
+		}
+
+		WaitEventSet *set = CreateWaitEventSet(loop_ctx, 3 + nconn);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		AddWaitEventToSet(set, WL_SOCKET_READABLE, listen_fd, NULL, (void *) (intptr_t) -1);
+		for (int i = 0; i < nconn; i++)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE | (conn_out[i] ? WL_SOCKET_WRITEABLE : 0), conn_fds[i], NULL,
+			                  (void *) (intptr_t) conn_fds[i]);
+		WaitEvent events[3 + kMaxConnections];
+		int nev = WaitEventSetWait(set, timeout_ms, events, 3 + nconn, PG_WAIT_EXTENSION);
+		FreeWaitEventSet(set);
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			DISPATCH_GUARD("applying settings", dispatch->set_config(dispatcher_config(dbname)));
+		}
+		if (got_sigterm)
+			break;
+
+		bool accept_now = false;
+		int closed[kMaxConnections];
+		int nclosed = 0;
+		for (int i = 0; i < nev; i++) {
+			WaitEvent *ev = &events[i];
+			if (ev->events & WL_LATCH_SET) {
+				ResetLatch(MyLatch);
+				want_claim = true; /* a commit recorded events, or someone asked */
+				continue;
+			}
+			intptr_t fd = (intptr_t) ev->user_data;
+			if (fd == -1) {
+				accept_now = true;
+				continue;
+			}
+			bool ok = true;
+			if (ev->events & WL_SOCKET_READABLE)
+				ok = read_connection((int) fd, readbuf);
+			if (ok && (ev->events & WL_SOCKET_WRITEABLE))
+				ok = write_connection((int) fd);
+			if (!ok)
+				closed[nclosed++] = (int) fd;
+		}
+		for (int i = 0; i < nclosed; i++) {
+			close_connection(closed[i], "the sidecar disconnected");
+			want_claim = true;
+		}
+		/* protocol errors: the Dispatch asks for the close, with a reason */
+		for (int i = 0; i < nconn; i++) {
+			char why[512] = "";
+			bool must_close = false;
+			bool already = false;
+			for (int k = 0; k < nclosed; k++)
+				already |= closed[k] == conn_fds[i];
+			if (already)
+				continue;
+			DISPATCH_GUARD("checking a connection", {
+				std::string reason;
+				must_close = dispatch->wants_close(conn_fds[i], reason);
+				snprintf(why, sizeof(why), "%s", reason.c_str());
+			});
+			if (must_close) {
+				write_connection(conn_fds[i]); /* a Reject, if any */
+				close_connection(conn_fds[i], why);
+				want_claim = true;
+			}
+		}
+		if (accept_now)
+			accept_connections();
+
+		if (!record_outcomes())
+			leave_for_good();
+
+		now = GetCurrentTimestamp();
+		if (now >= next_retry_check) {
+			want_claim = true;
+			next_retry_check = TimestampTzPlusMilliseconds(now, hasura_events_retry_check_interval_ms);
+		}
+
+		DISPATCH_GUARD("computing room", room = dispatch->claimable());
+		if (want_claim && room > 0 && !hasura_events_paused) {
+			int want = (int) Min(room, (size_t) hasura_events_batch_size);
+			int got = claim_batch(want);
+			if (got < 0)
+				leave_for_good();
+			want_claim = got == want; /* a full batch: there may be more */
+		}
+
+		/* write what the claims and handshakes produced without waiting for writability */
+		DISPATCH_GUARD("listing connections", {
+			std::vector<int> ids = dispatch->connection_ids();
+			nconn = (int) std::min(ids.size(), (size_t) kMaxConnections);
+			for (int i = 0; i < nconn; i++)
+				conn_fds[i] = ids[i];
+		});
+		for (int i = 0; i < nconn; i++)
+			if (has_output(conn_fds[i]) && !write_connection(conn_fds[i])) {
+				close_connection(conn_fds[i], "writing to the sidecar failed");
+				want_claim = true;
+			}
+
+		if (now >= next_stats) {
+			log_stats();
+			next_stats = TimestampTzPlusMilliseconds(now, hasura_events_stats_log_interval_s * 1000L);
+		}
+	}
+
+	/* shutdown: record what was reported; unreported claims are simply due again at restart */
+	record_outcomes();
+	log_stats();
+	proc_exit(0);
+}
+
+} // extern "C"

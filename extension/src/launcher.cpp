@@ -1,0 +1,207 @@
+/*
+ * extension/src/launcher.cpp
+ *
+ * The launcher: one static background worker per cluster that starts a dispatcher for every
+ * database that has the extension, and restarts one that died.
+ *
+ * How it finds the databases: at start it asks for a dispatcher in every database that accepts
+ * connections; a dispatcher that finds no extension marks its database and exits at once. After
+ * that only requests start dispatchers: CREATE EXTENSION, and the commit of a transaction that
+ * recorded events in a database without a running dispatcher (wake.cpp), so a database where
+ * the extension is created later, or restored, is served without any polling. DROP DATABASE
+ * stops the database's dispatcher first (module.cpp's utility hook) so it never blocks the drop.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "libpq/pqsignal.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+}
+
+#include "hasura_events.hpp"
+#include "worker.hpp"
+
+namespace {
+
+volatile sig_atomic_t got_sigterm = false;
+
+/* The launcher's own view of each slot's worker. */
+BackgroundWorkerHandle *handles[HASURA_EVENTS_MAX_DATABASES];
+Oid handle_db[HASURA_EVENTS_MAX_DATABASES];
+TimestampTz last_start[HASURA_EVENTS_MAX_DATABASES];
+
+constexpr int kRestartDelayMs = 1000;
+
+void
+handle_sigterm(SIGNAL_ARGS)
+{
+	int save_errno = errno;
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* request_all_databases: a dispatcher is wanted in every database that accepts connections. */
+void
+request_all_databases(void)
+{
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	HeapTuple tup;
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		if (db->datallowconn && !db->datistemplate)
+			hasura_events_request_dispatcher(db->oid);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+bool
+start_dispatcher(int i, Oid dboid)
+{
+	BackgroundWorker w;
+	memset(&w, 0, sizeof(w));
+	snprintf(w.bgw_name, BGW_MAXLEN, "hasura_events dispatcher for database %u", dboid);
+	snprintf(w.bgw_type, BGW_MAXLEN, "hasura_events dispatcher");
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART; /* the launcher restarts it */
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "hasura_events");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "hasura_events_dispatcher_main");
+	w.bgw_main_arg = ObjectIdGetDatum(dboid);
+	w.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&w, &handles[i])) {
+		handles[i] = NULL;
+		return false;
+	}
+	handle_db[i] = dboid;
+	last_start[i] = GetCurrentTimestamp();
+	return true;
+}
+
+/*
+ * manage_dispatchers: starts what is wanted and not running. Returns whether a start must be
+ * retried later (a restart delay, or no free worker slot).
+ */
+bool
+manage_dispatchers(void)
+{
+	bool retry_later = false;
+	TimestampTz now = GetCurrentTimestamp();
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
+		if (handles[i] != NULL) {
+			pid_t pid;
+			if (GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
+				continue;
+			pfree(handles[i]);
+			handles[i] = NULL;
+		}
+		SpinLockAcquire(&hasura_events_shmem->mutex);
+		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
+		Oid dboid = slot->dboid;
+		bool start = OidIsValid(dboid) && slot->wanted && !slot->dropping && slot->pid == 0;
+		if (OidIsValid(dboid) && !slot->wanted && slot->no_extension && slot->pid == 0)
+			slot->dboid = InvalidOid; /* nothing to serve there: free the slot */
+		SpinLockRelease(&hasura_events_shmem->mutex);
+		if (!start)
+			continue;
+		if (handle_db[i] == dboid && !TimestampDifferenceExceeds(last_start[i], now, kRestartDelayMs)) {
+			retry_later = true; /* it died a moment ago: wait a little before the next start */
+			continue;
+		}
+		if (!start_dispatcher(i, dboid)) {
+			ereport(WARNING, (errmsg("hasura_events launcher: could not start a dispatcher for database %u", dboid),
+			                  errhint("Raise max_worker_processes: each database with the extension needs one.")));
+			retry_later = true;
+			last_start[i] = now;
+			handle_db[i] = dboid;
+		}
+	}
+	return retry_later;
+}
+
+void
+launcher_exit(int code, Datum arg)
+{
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	hasura_events_shmem->launcher_latch = NULL;
+	hasura_events_shmem->launcher_pid = 0;
+	SpinLockRelease(&hasura_events_shmem->mutex);
+}
+
+} // namespace
+
+/* hasura_events_register_launcher: from _PG_init, at preload. */
+void
+hasura_events_register_launcher(void)
+{
+	BackgroundWorker w;
+	memset(&w, 0, sizeof(w));
+	snprintf(w.bgw_name, BGW_MAXLEN, "hasura_events launcher");
+	snprintf(w.bgw_type, BGW_MAXLEN, "hasura_events launcher");
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = 5;
+	snprintf(w.bgw_library_name, BGW_MAXLEN, "hasura_events");
+	snprintf(w.bgw_function_name, BGW_MAXLEN, "hasura_events_launcher_main");
+	RegisterBackgroundWorker(&w);
+}
+
+extern "C" {
+
+PGDLLEXPORT void
+hasura_events_launcher_main(Datum main_arg)
+{
+	pqsignal(SIGTERM, handle_sigterm);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0); /* shared catalogs only */
+	pgstat_report_appname("hasura_events launcher");
+
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	hasura_events_shmem->launcher_latch = MyLatch;
+	hasura_events_shmem->launcher_pid = MyProcPid;
+	/* dispatchers of a previous launcher are gone with it (a crash restarts everything) */
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++)
+		if (hasura_events_shmem->slots[i].pid == 0)
+			hasura_events_shmem->slots[i].no_extension = false;
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	before_shmem_exit(launcher_exit, 0);
+
+	request_all_databases();
+
+	while (!got_sigterm) {
+		bool retry_later = manage_dispatchers();
+		int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (retry_later ? WL_TIMEOUT : 0),
+		                   retry_later ? kRestartDelayMs : -1L, PG_WAIT_EXTENSION);
+		(void) rc;
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+	proc_exit(0);
+}
+
+} // extern "C"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# tests/install-deps.sh: installs the Debian packages that building and testing need.
+# Runs as root or through sudo; does nothing when everything is present already.
+set -euo pipefail
+
+pkgs=(postgresql-15 libcurl4-openssl-dev libcjson-dev libgtest-dev g++ make python3 ca-certificates)
+missing=()
+for p in "${pkgs[@]}" postgresql-server-dev-15; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+# The PGXS headers must match the installed server exactly.
+if dpkg -s postgresql-15 >/dev/null 2>&1 && dpkg -s postgresql-server-dev-15 >/dev/null 2>&1; then
+    [ "$(dpkg-query -W -f='${Version}' postgresql-15)" = "$(dpkg-query -W -f='${Version}' postgresql-server-dev-15)" ] \
+        || missing+=(postgresql-server-dev-15)
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    SUDO="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# postgresql-15 first, then the dev headers pinned to its version.
+$SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
+ver=$(dpkg-query -W -f='${Version}' postgresql-15)
+$SUDO apt-get install -y -qq --allow-downgrades "postgresql-server-dev-15=$ver" >/dev/null
+echo "install-deps: done"
