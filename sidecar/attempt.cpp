@@ -1,0 +1,238 @@
+/*
+ * sidecar/attempt.cpp
+ *
+ * Building and finishing the curl transfer of one delivery attempt.
+ */
+#include "attempt.hpp"
+
+#include "resolve.hpp"
+#include "retry_after.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <strings.h>
+
+namespace hasura_events::sidecar {
+
+namespace {
+
+constexpr size_t kMaxResponseHeaders = 200;
+constexpr size_t kMaxResponseHeaderBytes = 64 * 1024;
+
+const char *
+process_env(const char *name)
+{
+	return getenv(name);
+}
+
+} // namespace
+
+Attempt::Attempt(uint64_t conn_id, proto::Deliver deliver, uint32_t max_response_bytes)
+	: conn_id_(conn_id), deliver_(std::move(deliver)), max_response_bytes_(max_response_bytes)
+{
+	errbuf_[0] = '\0';
+	started_ = Clock::now();
+	outcome_.event_id = deliver_.event_id;
+}
+
+Attempt::~Attempt() { detach(); }
+
+/*
+ * Attempt::detach removes the easy handle from the multi; curl requires that before cleanup.
+ */
+void
+Attempt::detach()
+{
+	if (multi_ && easy_) {
+		curl_multi_remove_handle(multi_, easy_.get()); /* cannot usefully fail here; nothing to report */
+		multi_ = nullptr;
+	}
+}
+
+void
+Attempt::set_duration()
+{
+	auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count();
+	outcome_.duration_ms = ms < 0 ? 0 : (ms > UINT32_MAX ? UINT32_MAX : uint32_t(ms));
+}
+
+void
+Attempt::fail(const std::string &error)
+{
+	outcome_.kind = proto::OutcomeKind::ClientError;
+	outcome_.http_status = 0;
+	outcome_.retry_after_sec = -1;
+	outcome_.error = redact(error, secrets_);
+	set_duration();
+}
+
+/*
+ * Attempt::start sets up the POST: only http and https, no redirects, TLS verification on
+ * (curl's default, set explicitly), the Deliver's timeout, and the connection cache of the
+ * multi handle for keep-alive.
+ */
+bool
+Attempt::start(CURLM *multi, const std::string &user_agent)
+{
+	started_ = Clock::now();
+	ResolvedRequest req = resolve_request(deliver_, process_env, user_agent);
+	secrets_ = req.secrets;
+	if (!req.ok) {
+		fail(req.error);
+		return false;
+	}
+	try {
+		easy_.reset(curl_easy_init());
+		if (!easy_)
+			throw CurlError("curl_easy_init failed");
+		CURL *h = easy_.get();
+		for (const std::string &line : req.header_lines) {
+			curl_slist *l = curl_slist_append(headers_.get(), line.c_str());
+			if (l == nullptr)
+				throw CurlError("curl_slist_append failed");
+			headers_.release();
+			headers_.reset(l);
+		}
+		long timeout = deliver_.timeout_sec == 0 ? 60 : long(deliver_.timeout_sec);
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_PRIVATE, this));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_URL, req.url.c_str()));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_POST, 1L));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(deliver_.body.size())));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_POSTFIELDS, deliver_.body.data()));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers_.get()));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Attempt::on_body));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_WRITEDATA, this));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Attempt::on_header));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_HEADERDATA, this));
+		CURL_CHECK(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_));
+		CURL_CHECK(curl_multi_add_handle(multi, h));
+		multi_ = multi;
+	} catch (const CurlError &e) {
+		fail(e.what());
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Attempt::on_body keeps the first max_response_bytes of the body and discards the rest
+ * without failing the transfer: the status decides the outcome, not the body size.
+ */
+size_t
+Attempt::on_body(char *data, size_t size, size_t nmemb, void *self)
+{
+	auto *a = static_cast<Attempt *>(self);
+	size_t n = size * nmemb;
+	size_t room =
+		a->max_response_bytes_ > a->response_body_.size() ? a->max_response_bytes_ - a->response_body_.size() : 0;
+	a->response_body_.append(data, n < room ? n : room);
+	return n;
+}
+
+/*
+ * Attempt::on_header collects "Name: value" lines. A status line starts a new response (after
+ * a 100 Continue, for example), so it forgets the headers seen so far.
+ */
+size_t
+Attempt::on_header(char *data, size_t size, size_t nmemb, void *self)
+{
+	auto *a = static_cast<Attempt *>(self);
+	size_t n = size * nmemb;
+	std::string line(data, n);
+	while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+		line.pop_back();
+	if (line.rfind("HTTP/", 0) == 0) {
+		a->response_headers_.clear();
+		return n;
+	}
+	if (line.empty())
+		return n;
+	size_t used = 0;
+	for (const auto &h : a->response_headers_)
+		used += h.first.size() + h.second.size();
+	if (used + line.size() > kMaxResponseHeaderBytes)
+		return n;
+	if ((line[0] == ' ' || line[0] == '\t') && !a->response_headers_.empty()) {
+		a->response_headers_.back().second += " " + line.substr(line.find_first_not_of(" \t"));
+		return n;
+	}
+	size_t colon = line.find(':');
+	if (colon == std::string::npos || a->response_headers_.size() >= kMaxResponseHeaders)
+		return n;
+	std::string value = line.substr(colon + 1);
+	size_t b = value.find_first_not_of(" \t");
+	value = b == std::string::npos ? std::string() : value.substr(b, value.find_last_not_of(" \t") - b + 1);
+	a->response_headers_.emplace_back(line.substr(0, colon), std::move(value));
+	return n;
+}
+
+/*
+ * Attempt::finish: a response with a 2xx status is delivered, any other status is an
+ * http_error, and no response at all is a client_error with curl's reason.
+ */
+void
+Attempt::finish(CURLcode result)
+{
+	long status = 0;
+	if (easy_)
+		curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &status); /* status stays 0 on failure */
+	detach();
+	set_duration();
+	if (result != CURLE_OK) {
+		std::string error = curl_easy_strerror(result);
+		if (errbuf_[0] != '\0' && error != errbuf_)
+			error += std::string(": ") + errbuf_;
+		fail(error);
+		return;
+	}
+	if (status <= 0) {
+		fail("no HTTP response status");
+		return;
+	}
+	outcome_.http_status = int32_t(status);
+	outcome_.kind = status >= 200 && status < 300 ? proto::OutcomeKind::Delivered : proto::OutcomeKind::HttpError;
+	outcome_.response_body = std::move(response_body_);
+	outcome_.response_headers = std::move(response_headers_);
+	outcome_.retry_after_sec = -1;
+	for (const auto &h : outcome_.response_headers) {
+		if (strcasecmp(h.first.c_str(), "Retry-After") == 0)
+			outcome_.retry_after_sec = parse_retry_after(h.second, time(nullptr));
+	}
+	outcome_.error.clear();
+}
+
+void
+Attempt::abandon(const std::string &reason)
+{
+	detach();
+	fail(reason);
+}
+
+/*
+ * fit_outcome makes sure the Outcome frame is not larger than the worker accepts.
+ */
+void
+fit_outcome(proto::Outcome &o, uint32_t max_frame)
+{
+	if (proto::encoded_size(o) <= max_frame)
+		return;
+	o.response_headers.clear();
+	size_t size = proto::encoded_size(o);
+	if (size <= max_frame)
+		return;
+	size_t excess = size - max_frame;
+	o.response_body.resize(o.response_body.size() > excess ? o.response_body.size() - excess : 0);
+	if (proto::encoded_size(o) > max_frame)
+		o.error.resize(0);
+}
+
+} // namespace hasura_events::sidecar

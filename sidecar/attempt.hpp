@@ -1,0 +1,90 @@
+/*
+ * sidecar/attempt.hpp
+ *
+ * One delivery attempt: the HTTP POST of one Deliver, as a curl easy handle driven by the
+ * sidecar's multi handle, and the Outcome built from its result.
+ *
+ * Wording: an "attempt" is one HTTP request for one event; the worker counts attempts (tries)
+ * and decides about retries. The sidecar never retries.
+ */
+#pragma once
+
+#include "curl_util.hpp"
+#include "protocol.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hasura_events::sidecar {
+
+using Clock = std::chrono::steady_clock;
+
+class Attempt {
+  public:
+	/* Attempt does not start anything: call start() */
+	Attempt(uint64_t conn_id, proto::Deliver deliver, uint32_t max_response_bytes);
+	~Attempt();
+	Attempt(const Attempt &) = delete;
+	Attempt &operator=(const Attempt &) = delete;
+
+	/*
+	 * start resolves the request and adds the transfer to multi. On false, the attempt failed
+	 * before any network activity and outcome() holds the client_error to report.
+	 */
+	bool start(CURLM *multi, const std::string &user_agent);
+
+	/* finish builds the outcome once curl reports the transfer done; removes it from the multi */
+	void finish(CURLcode result);
+
+	/* abandon ends a running transfer with a client_error (shutdown) */
+	void abandon(const std::string &reason);
+
+	uint64_t
+	conn_id() const
+	{
+		return conn_id_;
+	}
+	const proto::Deliver &
+	deliver() const
+	{
+		return deliver_;
+	}
+	proto::Outcome &
+	outcome()
+	{
+		return outcome_;
+	}
+	CURL *
+	easy() const
+	{
+		return easy_.get();
+	}
+
+  private:
+	static size_t on_body(char *data, size_t size, size_t nmemb, void *self);
+	static size_t on_header(char *data, size_t size, size_t nmemb, void *self);
+	void fail(const std::string &error);
+	void detach();
+	void set_duration();
+
+	uint64_t conn_id_;
+	proto::Deliver deliver_; /* owns the body curl posts */
+	uint32_t max_response_bytes_;
+	std::vector<std::string> secrets_;
+	CURLM *multi_ = nullptr; /* set while the easy handle is in the multi */
+	CurlEasy easy_;
+	CurlSlist headers_;
+	std::string response_body_;
+	std::vector<std::pair<std::string, std::string>> response_headers_;
+	char errbuf_[CURL_ERROR_SIZE];
+	Clock::time_point started_;
+	proto::Outcome outcome_;
+};
+
+/* fit_outcome trims response headers, then the body, so the Outcome frame fits max_frame */
+void fit_outcome(proto::Outcome &o, uint32_t max_frame);
+
+} // namespace hasura_events::sidecar

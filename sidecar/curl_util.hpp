@@ -1,0 +1,116 @@
+/*
+ * sidecar/curl_util.hpp
+ *
+ * RAII owners for libcurl handles and file descriptors, and CURL_CHECK, which turns a failed
+ * libcurl call into an exception naming the call.
+ */
+#pragma once
+
+#include <curl/curl.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+
+namespace hasura_events::sidecar {
+
+class CurlError : public std::runtime_error {
+  public:
+	using std::runtime_error::runtime_error;
+};
+
+inline void
+check_curl(CURLcode rc, const char *call)
+{
+	if (rc != CURLE_OK)
+		throw CurlError(std::string(call) + " failed: " + curl_easy_strerror(rc));
+}
+
+inline void
+check_curl(CURLMcode rc, const char *call)
+{
+	if (rc != CURLM_OK)
+		throw CurlError(std::string(call) + " failed: " + curl_multi_strerror(rc));
+}
+
+#define CURL_CHECK(call) ::hasura_events::sidecar::check_curl((call), #call)
+
+struct CurlEasyDeleter {
+	void
+	operator()(CURL *h) const
+	{
+		curl_easy_cleanup(h);
+	}
+};
+struct CurlMultiDeleter {
+	void
+	operator()(CURLM *h) const
+	{
+		curl_multi_cleanup(h);
+	}
+};
+struct CurlSlistDeleter {
+	void
+	operator()(curl_slist *l) const
+	{
+		curl_slist_free_all(l);
+	}
+};
+
+using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
+using CurlMulti = std::unique_ptr<CURLM, CurlMultiDeleter>;
+using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+/* CurlGlobal brackets curl_global_init / curl_global_cleanup */
+class CurlGlobal {
+  public:
+	CurlGlobal() { CURL_CHECK(curl_global_init(CURL_GLOBAL_DEFAULT)); }
+	~CurlGlobal() { curl_global_cleanup(); }
+	CurlGlobal(const CurlGlobal &) = delete;
+	CurlGlobal &operator=(const CurlGlobal &) = delete;
+};
+
+/* Fd owns a file descriptor */
+class Fd {
+  public:
+	Fd() = default;
+	explicit Fd(int fd) : fd_(fd) {}
+	Fd(Fd &&o) noexcept : fd_(o.release()) {}
+	Fd &
+	operator=(Fd &&o) noexcept
+	{
+		if (this != &o)
+			reset(o.release());
+		return *this;
+	}
+	Fd(const Fd &) = delete;
+	Fd &operator=(const Fd &) = delete;
+	~Fd() { reset(); }
+
+	int
+	get() const
+	{
+		return fd_;
+	}
+	explicit operator bool() const { return fd_ >= 0; }
+	int
+	release()
+	{
+		int fd = fd_;
+		fd_ = -1;
+		return fd;
+	}
+	void
+	reset(int fd = -1)
+	{
+		if (fd_ >= 0)
+			::close(fd_);
+		fd_ = fd;
+	}
+
+  private:
+	int fd_ = -1;
+};
+
+} // namespace hasura_events::sidecar

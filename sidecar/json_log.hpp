@@ -1,0 +1,49 @@
+/*
+ * sidecar/json_log.hpp
+ *
+ * Structured logging: one JSON object per line on stderr, written with a single write() so
+ * lines never interleave. Never pass resolved URLs or header values from the environment.
+ */
+#pragma once
+
+#include "options.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace hasura_events::sidecar {
+
+/* json_quote returns s as a JSON string literal; invalid UTF-8 becomes U+FFFD */
+std::string json_quote(std::string_view s);
+
+class LogLine {
+  public:
+	LogLine(LogLevel level, std::string_view msg);
+	LogLine &str(std::string_view key, std::string_view value);
+	LogLine &num(std::string_view key, int64_t value);
+	LogLine &boolean(std::string_view key, bool value);
+	const std::string &
+	text() const
+	{
+		return text_;
+	} /* without the closing brace */
+	LogLevel
+	level() const
+	{
+		return level_;
+	}
+	void emit(); /* writes the line if its level is enabled */
+
+  private:
+	LogLevel level_;
+	std::string text_;
+};
+
+void set_log_level(LogLevel level);
+bool log_enabled(LogLevel level);
+
+/* format_timestamp renders a Unix time in milliseconds as 2024-05-21T10:11:12.345Z */
+std::string format_timestamp(int64_t unix_ms);
+
+} // namespace hasura_events::sidecar

@@ -1,0 +1,632 @@
+/*
+ * sidecar/sidecar.cpp
+ *
+ * One event loop (curl_multi_poll) over curl's sockets, the worker connections and a signalfd.
+ * Each turn: rescan and reconnect, start queued attempts up to the pool size, send coalesced
+ * credits, wait, then read the workers, drive curl and report finished attempts.
+ *
+ * Credits: each connection gets pool_size + prefetch credits after Welcome and one more per
+ * Outcome. Deliver frames beyond the concurrency cap wait in a local FIFO (bounded by the
+ * credits granted), shared by all connections so the pool is shared fairly by arrival.
+ */
+#include "sidecar.hpp"
+
+#include "json_log.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <vector>
+
+namespace hasura_events::sidecar {
+
+namespace {
+
+constexpr auto kRescanInterval = std::chrono::seconds(1);
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kFinalFlush = std::chrono::seconds(5);
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMaxReadPerWake = 4u << 20;
+const char *const kShutdownReason = "sidecar shutting down";
+
+int
+ms_until(Clock::time_point now, Clock::time_point t)
+{
+	if (t <= now)
+		return 0;
+	auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count() + 1;
+	return ms > 1000 ? 1000 : int(ms);
+}
+
+} // namespace
+
+/*
+ * Sidecar::Sidecar creates the multi handle and the signalfd. SIGTERM and SIGINT must already
+ * be blocked (main does it before any thread exists, so curl's resolver threads inherit it).
+ */
+Sidecar::Sidecar(Options options) : opt_(std::move(options))
+{
+	user_agent_ = std::string("hasura-events/") + HASURA_EVENTS_VERSION;
+	multi_.reset(curl_multi_init());
+	if (!multi_)
+		throw CurlError("curl_multi_init failed");
+	CURL_CHECK(curl_multi_setopt(multi_.get(), CURLMOPT_MAXCONNECTS, long(opt_.pool_size)));
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	signal_fd_.reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+	if (!signal_fd_)
+		throw std::runtime_error(std::string("signalfd failed: ") + strerror(errno));
+}
+
+Sidecar::~Sidecar() = default;
+
+/*
+ * Sidecar::run is the event loop.
+ */
+int
+Sidecar::run()
+{
+	LogLine(LogLevel::Info, "sidecar starting")
+		.str("version", HASURA_EVENTS_VERSION)
+		.str("id", opt_.id)
+		.str("socket", opt_.socket_path)
+		.num("pool_size", opt_.pool_size)
+		.emit();
+
+	std::vector<curl_waitfd> fds;
+	std::vector<uint64_t> fd_conn;
+	for (;;) {
+		Clock::time_point now = Clock::now();
+		if (!shutting_down_ && now >= next_scan_) {
+			rescan();
+			next_scan_ = now + kRescanInterval;
+		}
+		if (!shutting_down_)
+			connect_due(now);
+		for (auto it = conns_.begin(); it != conns_.end();) {
+			Connection &c = *(it++)->second;
+			if (!c.ready && now >= c.handshake_deadline)
+				close_connection(c.id, "no Welcome from the worker within 10 s", true);
+		}
+		if (shutting_down_) {
+			if (now >= grace_deadline_ && !attempts_.empty())
+				abandon_all();
+		} else {
+			dispatch();
+		}
+		flush_credits();
+		for (auto it = conns_.begin(); it != conns_.end();) {
+			Connection &c = *(it++)->second;
+			if (c.out_off < c.out.size())
+				write_connection(c); /* may close c */
+		}
+
+		if (shutting_down_ && attempts_.empty()) {
+			bool flushed = true;
+			for (auto &entry : conns_)
+				flushed = flushed && entry.second->out_off == entry.second->out.size();
+			if (flushed || now >= final_deadline_)
+				break;
+		}
+
+		/* wait */
+		fds.clear();
+		fd_conn.clear();
+		fds.push_back(curl_waitfd{signal_fd_.get(), CURL_WAIT_POLLIN, 0});
+		fd_conn.push_back(0);
+		for (auto &entry : conns_) {
+			Connection &c = *entry.second;
+			short events = CURL_WAIT_POLLIN;
+			if (c.out_off < c.out.size())
+				events |= CURL_WAIT_POLLOUT;
+			fds.push_back(curl_waitfd{c.fd.get(), events, 0});
+			fd_conn.push_back(c.id);
+		}
+		int timeout = 1000;
+		if (!shutting_down_) {
+			timeout = std::min(timeout, ms_until(now, next_scan_));
+			for (auto &entry : paths_) {
+				if (entry.second.conn_id == 0)
+					timeout = std::min(timeout, ms_until(now, entry.second.next_try));
+			}
+		} else {
+			timeout = std::min(timeout, ms_until(now, attempts_.empty() ? final_deadline_ : grace_deadline_));
+		}
+		for (auto &entry : conns_) {
+			if (!entry.second->ready)
+				timeout = std::min(timeout, ms_until(now, entry.second->handshake_deadline));
+		}
+		int numfds = 0;
+		CURL_CHECK(curl_multi_poll(multi_.get(), fds.data(), unsigned(fds.size()), timeout, &numfds));
+
+		if (fds[0].revents != 0 && handle_signals())
+			begin_shutdown();
+		for (size_t i = 1; i < fds.size(); i++) {
+			if (fds[i].revents == 0)
+				continue;
+			auto it = conns_.find(fd_conn[i]);
+			if (it == conns_.end())
+				continue;
+			Connection &c = *it->second;
+			if (fds[i].revents & CURL_WAIT_POLLOUT)
+				write_connection(c); /* may close c */
+			it = conns_.find(fd_conn[i]);
+			if (it != conns_.end() && (fds[i].revents & CURL_WAIT_POLLIN))
+				read_connection(*it->second);
+		}
+
+		int running = 0;
+		CURL_CHECK(curl_multi_perform(multi_.get(), &running));
+		drain_curl();
+	}
+
+	for (auto it = conns_.begin(); it != conns_.end();) {
+		uint64_t id = (it++)->first;
+		close_connection(id, kShutdownReason, false);
+	}
+	LogLine(LogLevel::Info, "sidecar stopped").emit();
+	return 0;
+}
+
+/*
+ * Sidecar::handle_signals reads the signalfd; true when SIGTERM or SIGINT arrived. A second
+ * signal during shutdown ends the grace period at once.
+ */
+bool
+Sidecar::handle_signals()
+{
+	bool got = false;
+	struct signalfd_siginfo si;
+	while (read(signal_fd_.get(), &si, sizeof si) == ssize_t(sizeof si)) {
+		LogLine(LogLevel::Info, "signal received").str("signal", strsignal(int(si.ssi_signo))).emit();
+		if (shutting_down_)
+			grace_deadline_ = Clock::now();
+		got = true;
+	}
+	return got;
+}
+
+/*
+ * Sidecar::begin_shutdown says Goodbye on every connection, refuses the queued deliveries and
+ * gives in-flight attempts the grace period.
+ */
+void
+Sidecar::begin_shutdown()
+{
+	if (shutting_down_)
+		return;
+	shutting_down_ = true;
+	Clock::time_point now = Clock::now();
+	grace_deadline_ = now + std::chrono::seconds(opt_.grace_period_sec);
+	final_deadline_ = grace_deadline_ + kFinalFlush;
+	LogLine(LogLevel::Info, "shutting down")
+		.num("in_flight", int64_t(attempts_.size()))
+		.num("queued", int64_t(queue_.size()))
+		.num("grace_period_sec", opt_.grace_period_sec)
+		.emit();
+	for (auto it = conns_.begin(); it != conns_.end();) {
+		Connection &c = *(it++)->second;
+		if (!c.ready) {
+			close_connection(c.id, kShutdownReason, false);
+			continue;
+		}
+		send(c, proto::Goodbye{kShutdownReason});
+		c.goodbye_sent = true;
+		c.pending_credits = 0;
+	}
+	while (!queue_.empty()) {
+		Queued q = std::move(queue_.front());
+		queue_.pop_front();
+		proto::Outcome o;
+		o.event_id = q.deliver.event_id;
+		o.kind = proto::OutcomeKind::ClientError;
+		o.error = kShutdownReason;
+		report_outcome(q.conn_id, q.deliver, o);
+	}
+}
+
+/*
+ * Sidecar::abandon_all ends the attempts still running when the grace period is over.
+ */
+void
+Sidecar::abandon_all()
+{
+	LogLine(LogLevel::Warn, "grace period over, abandoning attempts")
+		.num("in_flight", int64_t(attempts_.size()))
+		.emit();
+	auto attempts = std::move(attempts_);
+	attempts_.clear();
+	for (auto &entry : attempts) {
+		entry.second->abandon(kShutdownReason);
+		report(*entry.second);
+	}
+}
+
+/*
+ * Sidecar::rescan looks for worker sockets. Paths that vanished are forgotten unless connected
+ * (the worker closes those itself).
+ */
+void
+Sidecar::rescan()
+{
+	std::string error;
+	std::vector<std::string> found = scan_sockets(opt_.socket_path, &error);
+	if (!error.empty())
+		LogLine(LogLevel::Debug, "socket scan failed").str("error", error).emit();
+	for (const std::string &path : found) {
+		if (paths_.find(path) == paths_.end()) {
+			LogLine(LogLevel::Debug, "worker socket found").str("path", path).emit();
+			paths_[path].next_try = Clock::now();
+		}
+	}
+	for (auto it = paths_.begin(); it != paths_.end();) {
+		bool present = std::find(found.begin(), found.end(), it->first) != found.end();
+		if (!present && it->second.conn_id == 0)
+			it = paths_.erase(it);
+		else
+			++it;
+	}
+}
+
+void
+Sidecar::connect_due(Clock::time_point now)
+{
+	for (auto &entry : paths_) {
+		if (entry.second.conn_id == 0 && now >= entry.second.next_try)
+			connect_path(entry.first, entry.second);
+	}
+}
+
+/*
+ * Sidecar::connect_path opens a non-blocking connection and sends Hello. A Unix socket connect
+ * either completes at once or fails (EAGAIN when the backlog is full), so there is no
+ * in-progress state.
+ */
+void
+Sidecar::connect_path(const std::string &path, PathState &ps)
+{
+	auto failed = [&](const std::string &why) {
+		uint32_t delay = ps.backoff.next_delay_ms();
+		ps.next_try = Clock::now() + std::chrono::milliseconds(delay);
+		LogLine(ps.failure_logged ? LogLevel::Debug : LogLevel::Warn, "cannot connect to worker")
+			.str("path", path)
+			.str("error", why)
+			.num("retry_in_ms", delay)
+			.emit();
+		ps.failure_logged = true;
+	};
+	struct sockaddr_un addr;
+	memset(&addr, 0, sizeof addr);
+	addr.sun_family = AF_UNIX;
+	if (path.size() >= sizeof addr.sun_path) {
+		failed("socket path too long");
+		return;
+	}
+	memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	if (!fd) {
+		failed(std::string("socket: ") + strerror(errno));
+		return;
+	}
+	if (connect(fd.get(), reinterpret_cast<struct sockaddr *>(&addr), sizeof addr) != 0) {
+		failed(std::string("connect: ") + strerror(errno));
+		return;
+	}
+	auto c = std::make_unique<Connection>();
+	c->id = next_conn_id_++;
+	c->path = path;
+	c->fd = std::move(fd);
+	c->handshake_deadline = Clock::now() + kHandshakeTimeout;
+	ps.conn_id = c->id;
+	LogLine(LogLevel::Debug, "connected, sending Hello").str("path", path).emit();
+	Connection &ref = *c;
+	conns_.emplace(c->id, std::move(c));
+	send(ref, proto::Hello{proto::kVersion, opt_.id, opt_.pool_size});
+}
+
+/*
+ * Sidecar::close_connection drops a connection. The worker requeues whatever it delivered on
+ * it without an Outcome, so queued deliveries from it are discarded and attempts in flight are
+ * aborted: a restarted worker hands those events out again, and an event must never be in
+ * flight twice at the same time.
+ */
+void
+Sidecar::close_connection(uint64_t conn_id, const std::string &reason, bool failure)
+{
+	auto it = conns_.find(conn_id);
+	if (it == conns_.end())
+		return;
+	Connection &c = *it->second;
+	size_t dropped = 0;
+	for (auto q = queue_.begin(); q != queue_.end();) {
+		if (q->conn_id == conn_id) {
+			q = queue_.erase(q);
+			dropped++;
+		} else {
+			++q;
+		}
+	}
+	size_t in_flight = 0;
+	for (auto a = attempts_.begin(); a != attempts_.end();) {
+		if (a->second->conn_id() == conn_id) {
+			a->second->abandon("worker connection closed");
+			a = attempts_.erase(a);
+			in_flight++;
+		} else {
+			++a;
+		}
+	}
+	LogLine(failure ? LogLevel::Warn : LogLevel::Info, "disconnected from worker")
+		.str("path", c.path)
+		.str("database", c.database)
+		.str("reason", reason)
+		.num("queued_dropped", int64_t(dropped))
+		.num("in_flight_aborted", int64_t(in_flight))
+		.emit();
+	auto ps = paths_.find(c.path);
+	if (ps != paths_.end()) {
+		ps->second.conn_id = 0;
+		ps->second.next_try = Clock::now() + std::chrono::milliseconds(ps->second.backoff.next_delay_ms());
+	}
+	conns_.erase(it);
+}
+
+/*
+ * Sidecar::read_connection reads what is available (bounded per wake so one busy worker does
+ * not starve the rest) and handles every complete frame.
+ */
+void
+Sidecar::read_connection(Connection &c)
+{
+	uint64_t id = c.id;
+	char buf[kReadChunk];
+	size_t total = 0;
+	bool eof = false;
+	std::string io_error;
+	while (total < kMaxReadPerWake) {
+		ssize_t n = recv(c.fd.get(), buf, sizeof buf, 0);
+		if (n > 0) {
+			c.reader.feed(buf, size_t(n));
+			total += size_t(n);
+			continue;
+		}
+		if (n == 0)
+			eof = true;
+		else if (errno == EINTR)
+			continue;
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
+			io_error = std::string("recv: ") + strerror(errno);
+		break;
+	}
+	for (;;) {
+		proto::Message m;
+		std::string error;
+		proto::FrameReader::Result r = c.reader.next(m, error);
+		if (r == proto::FrameReader::Result::NeedMore)
+			break;
+		if (r == proto::FrameReader::Result::Error) {
+			close_connection(id, "malformed frame from the worker: " + error, true);
+			return;
+		}
+		if (!handle_message(c, m))
+			return; /* closed */
+	}
+	if (eof)
+		close_connection(
+			id, c.reader.buffered() ? "worker closed the connection mid-frame" : "worker closed the connection",
+			!shutting_down_);
+	else if (!io_error.empty())
+		close_connection(id, io_error, true);
+}
+
+/*
+ * Sidecar::handle_message acts on one frame from a worker; false when it closed the connection.
+ */
+bool
+Sidecar::handle_message(Connection &c, proto::Message &m)
+{
+	auto protocol_error = [&](const std::string &why) {
+		close_connection(c.id, why, true);
+		return false;
+	};
+	if (auto *w = std::get_if<proto::Welcome>(&m)) {
+		if (c.ready)
+			return protocol_error("unexpected second Welcome");
+		if (w->version != proto::kVersion)
+			return protocol_error("worker speaks protocol version " + std::to_string(w->version));
+		c.ready = true;
+		c.database = w->database;
+		c.peer_max_frame = w->max_frame;
+		auto ps = paths_.find(c.path);
+		if (ps != paths_.end()) {
+			ps->second.backoff.reset();
+			ps->second.failure_logged = false;
+		}
+		LogLine(LogLevel::Info, "connected to worker").str("path", c.path).str("database", c.database).emit();
+		if (shutting_down_) {
+			send(c, proto::Goodbye{kShutdownReason});
+			c.goodbye_sent = true;
+		} else {
+			uint64_t initial = uint64_t(opt_.pool_size) + opt_.prefetch;
+			c.pending_credits += uint32_t(std::min<uint64_t>(initial, UINT32_MAX));
+		}
+		return true;
+	}
+	if (auto *r = std::get_if<proto::Reject>(&m)) {
+		LogLine(LogLevel::Error, "worker rejected the sidecar").str("path", c.path).str("reason", r->reason).emit();
+		return protocol_error("rejected: " + r->reason);
+	}
+	if (!c.ready)
+		return protocol_error(std::string("expected Welcome, got ") + proto::type_name(m));
+	if (auto *d = std::get_if<proto::Deliver>(&m)) {
+		if (c.credits == 0)
+			return protocol_error("worker sent a Deliver without a credit");
+		c.credits--;
+		if (shutting_down_ || c.goodbye_sent) {
+			proto::Outcome o;
+			o.event_id = d->event_id;
+			o.kind = proto::OutcomeKind::ClientError;
+			o.error = kShutdownReason;
+			report_outcome(c.id, *d, o);
+			return true;
+		}
+		LogLine(LogLevel::Debug, "deliver received").str("event_id", d->event_id).str("database", c.database).emit();
+		queue_.push_back(Queued{c.id, std::move(*d)});
+		return true;
+	}
+	if (auto *p = std::get_if<proto::Ping>(&m)) {
+		send(c, proto::Pong{p->token});
+		return true;
+	}
+	if (std::holds_alternative<proto::Pong>(m))
+		return true;
+	return protocol_error(std::string("unexpected ") + proto::type_name(m) + " frame from the worker");
+}
+
+void
+Sidecar::send(Connection &c, const proto::Message &m)
+{
+	if (c.out_off == c.out.size()) {
+		c.out.clear();
+		c.out_off = 0;
+	}
+	proto::encode(m, c.out);
+}
+
+/*
+ * Sidecar::write_connection writes as much buffered output as the socket takes.
+ */
+void
+Sidecar::write_connection(Connection &c)
+{
+	while (c.out_off < c.out.size()) {
+		ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+		if (n > 0) {
+			c.out_off += size_t(n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		close_connection(c.id, std::string("send: ") + strerror(errno), !shutting_down_);
+		return;
+	}
+	if (c.out_off == c.out.size()) {
+		c.out.clear();
+		c.out_off = 0;
+	} else if (c.out_off > (1u << 20) && c.out_off * 2 > c.out.size()) {
+		c.out.erase(0, c.out_off);
+		c.out_off = 0;
+	}
+}
+
+/*
+ * Sidecar::dispatch starts queued deliveries while the pool has room.
+ */
+void
+Sidecar::dispatch()
+{
+	while (!queue_.empty() && attempts_.size() < opt_.pool_size) {
+		Queued q = std::move(queue_.front());
+		queue_.pop_front();
+		auto a = std::make_unique<Attempt>(q.conn_id, std::move(q.deliver), opt_.max_response_bytes);
+		if (!a->start(multi_.get(), user_agent_)) {
+			report(*a);
+			continue;
+		}
+		Attempt *key = a.get();
+		attempts_.emplace(key, std::move(a));
+	}
+}
+
+/*
+ * Sidecar::flush_credits sends the credits earned since the last turn as one Credit frame.
+ */
+void
+Sidecar::flush_credits()
+{
+	for (auto &entry : conns_) {
+		Connection &c = *entry.second;
+		if (!c.ready || c.goodbye_sent || c.pending_credits == 0)
+			continue;
+		send(c, proto::Credit{c.pending_credits});
+		c.credits += c.pending_credits;
+		c.pending_credits = 0;
+	}
+}
+
+/*
+ * Sidecar::drain_curl reports every finished transfer.
+ */
+void
+Sidecar::drain_curl()
+{
+	int left = 0;
+	while (CURLMsg *msg = curl_multi_info_read(multi_.get(), &left)) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		char *priv = nullptr;
+		CURL_CHECK(curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv));
+		auto it = attempts_.find(reinterpret_cast<Attempt *>(priv));
+		if (it == attempts_.end())
+			continue;
+		CURLcode result = msg->data.result; /* read before finish(): msg is invalid after remove */
+		std::unique_ptr<Attempt> a = std::move(it->second);
+		attempts_.erase(it);
+		a->finish(result);
+		report(*a);
+	}
+}
+
+void
+Sidecar::report(Attempt &a)
+{
+	report_outcome(a.conn_id(), a.deliver(), a.outcome());
+}
+
+/*
+ * Sidecar::report_outcome logs the attempt and sends its Outcome, earning the connection a
+ * credit. The log shows the webhook as stored, never the resolved URL or header values.
+ */
+void
+Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcome &o)
+{
+	auto it = conns_.find(conn_id);
+	LogLine line(o.kind == proto::OutcomeKind::Delivered ? LogLevel::Info : LogLevel::Warn, "attempt");
+	line.str("event_id", d.event_id)
+		.str("trigger", d.trigger_name)
+		.str("webhook", d.webhook)
+		.boolean("webhook_from_env", d.webhook_from_env)
+		.num("attempt", d.attempt)
+		.str("kind", proto::outcome_kind_name(o.kind))
+		.num("status", o.http_status)
+		.num("duration_ms", o.duration_ms);
+	if (o.retry_after_sec >= 0)
+		line.num("retry_after_sec", o.retry_after_sec);
+	if (!o.error.empty())
+		line.str("error", o.error);
+	if (it != conns_.end())
+		line.str("database", it->second->database);
+	else
+		line.boolean("outcome_dropped", true);
+	line.emit();
+	if (it == conns_.end())
+		return;
+	Connection &c = *it->second;
+	fit_outcome(o, c.peer_max_frame);
+	send(c, o);
+	if (!c.goodbye_sent)
+		c.pending_credits++;
+}
+
+} // namespace hasura_events::sidecar

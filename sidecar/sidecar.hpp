@@ -1,0 +1,93 @@
+/*
+ * sidecar/sidecar.hpp
+ *
+ * The sidecar's event loop: connections to the workers' Unix sockets, the local queue of
+ * Deliver frames, the HTTP attempts on one curl multi handle, and shutdown.
+ *
+ * Wording: a "connection" is one Unix socket connection to one worker (one database); a
+ * "credit" lets the worker send one Deliver on that connection.
+ */
+#pragma once
+
+#include "attempt.hpp"
+#include "curl_util.hpp"
+#include "discovery.hpp"
+#include "options.hpp"
+#include "protocol.hpp"
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace hasura_events::sidecar {
+
+class Sidecar {
+  public:
+	explicit Sidecar(Options options);
+	~Sidecar();
+
+	/* run loops until shutdown is complete; returns the process exit code */
+	int run();
+
+  private:
+	struct Connection {
+		uint64_t id = 0;
+		std::string path;
+		Fd fd;
+		bool ready = false; /* Welcome received */
+		Clock::time_point handshake_deadline;
+		proto::FrameReader reader;
+		std::string out;
+		size_t out_off = 0;
+		std::string database;
+		uint32_t peer_max_frame = proto::kDefaultMaxFrame;
+		uint64_t credits = 0;		  /* granted and not yet used by a Deliver */
+		uint32_t pending_credits = 0; /* earned by outcomes, not yet sent */
+		bool goodbye_sent = false;
+	};
+	struct PathState {
+		Backoff backoff;
+		Clock::time_point next_try;
+		uint64_t conn_id = 0; /* 0: not connected */
+		bool failure_logged = false;
+	};
+	struct Queued {
+		uint64_t conn_id;
+		proto::Deliver deliver;
+	};
+
+	void rescan();
+	void connect_due(Clock::time_point now);
+	void connect_path(const std::string &path, PathState &ps);
+	void close_connection(uint64_t conn_id, const std::string &reason, bool failure);
+	void read_connection(Connection &c);
+	bool handle_message(Connection &c, proto::Message &m);
+	void write_connection(Connection &c);
+	void send(Connection &c, const proto::Message &m);
+	void dispatch();
+	void flush_credits();
+	void drain_curl();
+	void report(Attempt &a);
+	void report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcome &o);
+	void begin_shutdown();
+	void abandon_all();
+	bool handle_signals();
+
+	Options opt_;
+	std::string user_agent_;
+	CurlMulti multi_;
+	Fd signal_fd_;
+	std::map<std::string, PathState> paths_;
+	std::map<uint64_t, std::unique_ptr<Connection>> conns_;
+	uint64_t next_conn_id_ = 1;
+	std::deque<Queued> queue_;
+	std::unordered_map<Attempt *, std::unique_ptr<Attempt>> attempts_;
+	bool shutting_down_ = false;
+	Clock::time_point grace_deadline_;
+	Clock::time_point final_deadline_;
+	Clock::time_point next_scan_;
+};
+
+} // namespace hasura_events::sidecar

@@ -1,0 +1,177 @@
+"""tests/integration/harness.py
+
+Real components for the integration tests: a throwaway Postgres cluster with the module
+preloaded (initdb in a temp dir; run as the `postgres` OS user when we are root), the real
+hasura-events-sidecar, and the test receiver (tests/receiver/receiver.py). Every process is
+started here and stopped by the test that started it.
+"""
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PG_BINDIR = subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
+IS_ROOT = os.geteuid() == 0
+SIDECAR = os.environ.get("HASURA_EVENTS_SIDECAR", os.path.join(ROOT, "sidecar", "hasura-events-sidecar"))
+
+
+def pg_user_ids():
+    if IS_ROOT:
+        pw = pwd.getpwnam("postgres")
+        return pw.pw_uid, pw.pw_gid
+    return os.geteuid(), os.getegid()
+
+
+def as_pg(cmd):
+    """The command line that runs cmd as the server's OS user."""
+    return (["runuser", "-u", "postgres", "--"] + cmd) if IS_ROOT else cmd
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+class Cluster:
+    def __init__(self, extra_conf=()):
+        base = os.environ.get("TMPDIR", "/tmp")
+        self.dir = tempfile.mkdtemp(prefix="he_it_", dir=base)
+        uid, gid = pg_user_ids()
+        os.chown(self.dir, uid, gid)
+        os.chmod(self.dir, 0o700)
+        self.port = free_port()
+        self.socket_prefix = os.path.join(self.dir, "he.sock")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "server.log")
+        subprocess.run(as_pg([os.path.join(PG_BINDIR, "initdb"), "-D", self.data, "-A", "trust", "-U", "postgres"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        conf = [
+            "shared_preload_libraries = 'hasura_events'",
+            "listen_addresses = ''",
+            f"unix_socket_directories = '{self.dir}'",
+            f"port = {self.port}",
+            f"hasura_events.socket_path = '{self.socket_prefix}'",
+            "hasura_events.retry_check_interval = '200ms'",
+            "fsync = off",
+            "log_min_messages = log",
+        ] + list(extra_conf)
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write("\n".join(conf) + "\n")
+        self.start()
+
+    def pg_ctl(self, *args):
+        subprocess.run(as_pg([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60"]
+                             + list(args)), check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        self.pg_ctl("start")
+
+    def stop(self, mode="fast"):
+        self.pg_ctl("-m", mode, "stop")
+
+    def restart_immediate(self):
+        self.stop("immediate")
+        self.start()
+
+    def psql(self, sql, db="postgres", check=True):
+        """Runs sql; returns the rows as lists of strings (unaligned, tab-separated)."""
+        p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-h", self.dir,
+                            "-p", str(self.port), "-U", "postgres", "-d", db],
+                           input=sql, capture_output=True, text=True)
+        if check and p.returncode != 0:
+            raise AssertionError(f"psql failed: {p.stderr.strip()}\nSQL: {sql}")
+        return [line.split("\t") for line in p.stdout.splitlines() if line != ""]
+
+    def scalar(self, sql, db="postgres"):
+        rows = self.psql(sql, db)
+        return rows[0][0] if rows else None
+
+    def server_log(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def destroy(self):
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Receiver:
+    def __init__(self):
+        fd, self.log = tempfile.mkstemp(prefix="he_recv_", suffix=".jsonl")
+        os.close(fd)
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "receiver", "receiver.py"),
+                                      "--port", "0", "--log", self.log], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        self.port = int(line.strip().rsplit(":", 1)[1])
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def requests(self):
+        with open(self.log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        os.unlink(self.log)
+
+
+class Sidecar:
+    def __init__(self, cluster, env=None, args=()):
+        self.cluster = cluster
+        self.logpath = os.path.join(tempfile.gettempdir(), f"he_sidecar_{os.getpid()}_{time.time_ns()}.log")
+        self.logfile = open(self.logpath, "w")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(as_pg([SIDECAR, "--socket", cluster.socket_prefix, "--log-level", "debug"]
+                                           + list(args)),
+                                     env=full_env, stdout=self.logfile, stderr=subprocess.STDOUT)
+
+    def output(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def kill(self, sig=signal.SIGKILL):
+        # runuser forwards nothing on SIGKILL: kill the sidecar itself (the child of runuser)
+        pids = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            os.kill(int(pid), sig)
+        if not pids or sig == signal.SIGKILL:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout=20):
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.proc.wait(5)
+        self.logfile.close()
+        return self.proc.returncode

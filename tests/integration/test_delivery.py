@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""tests/integration/test_delivery.py
+
+End-to-end delivery tests: a real cluster, the real sidecar, a local HTTP receiver.
+Each test prints PASS/FAIL; the last line is "integration: N passed, N failed".
+Run one test: test_delivery.py NAME [NAME...].
+"""
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Cluster, Receiver, Sidecar, wait_for, IS_ROOT, SIDECAR  # noqa: E402
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def create_trigger(cluster, name, webhook, db="postgres", table="t", **extra):
+    args = {"name": name, "table": {"schema": "public", "name": table}, "webhook": webhook,
+            "insert": {"columns": "*"}, "update": {"columns": "*"}, "delete": {"columns": "*"}}
+    for k, v in extra.items():
+        if v is None:
+            args.pop(k, None)
+        else:
+            args[k] = v
+    req = json.dumps({"type": "pg_create_event_trigger", "args": args})
+    cluster.psql(f"SELECT hasura_events.metadata($${req}$$::jsonb)", db)
+
+
+def setup_db(cluster, db="postgres"):
+    cluster.psql("CREATE EXTENSION hasura_events; CREATE TABLE t (id int PRIMARY KEY, name text, note text);", db)
+
+
+def event_states(cluster, trigger, db="postgres"):
+    return cluster.psql(f"SELECT delivered, error, tries FROM hdb_catalog.event_log "
+                        f"WHERE trigger_name = '{trigger}' ORDER BY created_at, id", db)
+
+
+def all_delivered(cluster, trigger, n, db="postgres"):
+    return cluster.scalar(f"SELECT count(*) FROM hdb_catalog.event_log WHERE trigger_name = '{trigger}' "
+                          f"AND delivered", db) == str(n)
+
+
+class Env:
+    """A cluster + receiver + sidecar, torn down at the end of a test."""
+
+    def __init__(self, extra_conf=(), sidecar_env=None, sidecar=True, sidecar_args=()):
+        self.cluster = Cluster(extra_conf)
+        self.receiver = Receiver()
+        self.sidecar = Sidecar(self.cluster, sidecar_env, sidecar_args) if sidecar else None
+
+    def url(self, path):
+        return self.receiver.base + path
+
+    def close(self):
+        if self.sidecar:
+            self.sidecar.stop()
+        self.receiver.stop()
+        self.cluster.destroy()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            print("---- server log (tail) ----")
+            print("\n".join(self.cluster.server_log().splitlines()[-30:]))
+            if self.sidecar:
+                print("---- sidecar log (tail) ----")
+                print("\n".join(self.sidecar.output().splitlines()[-30:]))
+        self.close()
+
+
+@test
+def insert_update_delete_delivered():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "t_all", env.url("/ok"), update={"columns": ["name"]})
+        c.psql("INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'y');"
+               "UPDATE t SET note = 'changed';"  # not a listened column: no event
+               "UPDATE t SET name = 'c' WHERE id = 1;"
+               "DELETE FROM t WHERE id = 2;")
+        wait_for(lambda: all_delivered(c, "t_all", 4), what="4 deliveries")
+        reqs = env.receiver.requests()
+        ops = sorted(r["body"]["event"]["op"] for r in reqs)
+        assert ops == ["DELETE", "INSERT", "INSERT", "UPDATE"], ops
+        for r in reqs:
+            b = r["body"]
+            assert set(b) == {"id", "created_at", "trigger", "table", "event", "delivery_info"}, b.keys()
+            assert b["trigger"] == {"name": "t_all"}
+            assert b["table"] == {"schema": "public", "name": "t"}
+            assert b["delivery_info"] == {"max_retries": 0, "current_retry": 0}
+            assert set(b["event"]) == {"op", "data", "session_variables", "trace_context"}
+            assert r["method"] == "POST"
+            assert r["headers"]["Content-Type"] == "application/json"
+            assert r["headers"]["User-Agent"].startswith("hasura-events/")
+        upd = [r["body"] for r in reqs if r["body"]["event"]["op"] == "UPDATE"][0]
+        assert upd["event"]["data"]["old"]["name"] == "a" and upd["event"]["data"]["new"]["name"] == "c"
+        # one invocation log per attempt, version 2 shapes
+        rows = c.psql("SELECT status, request->>'version', response->>'type', response->'data'->>'status', "
+                      "request->'payload'->>'id' = event_id FROM hdb_catalog.event_invocation_logs")
+        assert len(rows) == 4 and all(r == ["200", "2", "webhook_response", "200", "t"] for r in rows), rows
+        # the payload sent is the one logged
+        logged = {r[0]: json.loads(r[1]) for r in c.psql(
+            "SELECT event_id, request->'payload' FROM hdb_catalog.event_invocation_logs")}
+        for r in reqs:
+            assert logged[r["body"]["id"]] == r["body"]
+
+
+@test
+def manual_invoke_and_redeliver():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "manual", env.url("/ok"), enable_manual=True, insert=None, update=None, delete=None)
+        eid = json.loads(c.scalar("""SELECT hasura_events.metadata('{"type": "pg_invoke_event_trigger",
+                                     "args": {"name": "manual", "payload": {"hello": "world"}}}')"""))["event_id"]
+        wait_for(lambda: all_delivered(c, "manual", 1), what="manual delivery")
+        body = env.receiver.requests()[0]["body"]
+        assert body["id"] == eid and body["event"]["op"] == "MANUAL"
+        assert body["event"]["data"] == {"old": None, "new": {"hello": "world"}}
+        c.psql(f"""SELECT hasura_events.metadata('{{"type": "pg_redeliver_event", "args": {{"event_id": "{eid}"}}}}')""")
+        wait_for(lambda: len(env.receiver.requests()) == 2, what="redelivery")
+        wait_for(lambda: c.scalar(f"SELECT count(*) FROM hdb_catalog.event_invocation_logs WHERE event_id = '{eid}'") == "2")
+        assert c.psql(f"SELECT delivered, tries FROM hdb_catalog.event_log WHERE id = '{eid}'") == [["t", "1"]]
+
+
+@test
+def failure_then_success_retries():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "flaky", env.url("/fail-then-ok"), retry_conf={"num_retries": 2, "interval_sec": 1})
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: all_delivered(c, "flaky", 1), what="delivery after a retry")
+        assert event_states(c, "flaky") == [["t", "f", "2"]]
+        rows = c.psql("SELECT status, response->>'type' FROM hdb_catalog.event_invocation_logs ORDER BY created_at")
+        assert rows == [["500", "webhook_response"], ["200", "webhook_response"]], rows
+        currents = [r["body"]["delivery_info"]["current_retry"] for r in env.receiver.requests()]
+        assert currents == [0, 1], currents
+        ts = [r["ts"] for r in env.receiver.requests()]
+        assert ts[1] - ts[0] >= 0.9, ts  # interval_sec honoured
+
+
+@test
+def retries_exhausted_marks_error():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "dead", env.url("/fail"), retry_conf={"num_retries": 2, "interval_sec": 0})
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: event_states(c, "dead") == [["f", "t", "3"]], what="error after 3 attempts")
+        time.sleep(1)
+        assert len(env.receiver.requests()) == 3
+        assert c.scalar("SELECT count(*) FROM hdb_catalog.event_invocation_logs WHERE status = 500") == "3"
+
+
+@test
+def retry_after_is_honoured_and_bounded():
+    with Env(extra_conf=["hasura_events.max_retry_after_attempts = 3"]) as env:
+        c = env.cluster
+        setup_db(c)
+        # num_retries 0: only Retry-After keeps it alive, up to the bound of 3 attempts
+        create_trigger(c, "ra", env.url("/retry-after/1"), retry_conf={"num_retries": 0, "interval_sec": 100})
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: event_states(c, "ra") == [["f", "t", "3"]], timeout=30, what="bounded Retry-After")
+        ts = [r["ts"] for r in env.receiver.requests()]
+        assert len(ts) == 3 and ts[1] - ts[0] >= 0.9 and ts[2] - ts[1] >= 0.9, ts
+
+
+@test
+def timeout_is_a_failed_attempt():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "slow", env.url("/slow/3"), retry_conf={"num_retries": 0, "timeout_sec": 1})
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: event_states(c, "slow") == [["f", "t", "1"]], what="timeout recorded")
+        rows = c.psql("SELECT status IS NULL, response->>'type', response->'data'->>'message' "
+                      "FROM hdb_catalog.event_invocation_logs")
+        assert rows[0][0] == "t" and rows[0][1] == "client_error", rows
+        assert "time" in rows[0][2].lower(), rows
+
+
+@test
+def headers_and_webhook_from_env():
+    env_vars = {"HE_TEST_SECRET": "s3cret-value", "HE_TEST_BASE": "", "HE_TEST_URL": ""}
+    recv_env = Env(sidecar=False)
+    try:
+        env_vars["HE_TEST_BASE"] = recv_env.receiver.base
+        env_vars["HE_TEST_URL"] = recv_env.receiver.base + "/ok?from=env"
+        recv_env.sidecar = Sidecar(recv_env.cluster, env_vars)
+        c = recv_env.cluster
+        setup_db(c)
+        create_trigger(c, "hdr", "{{HE_TEST_BASE}}/ok?from=template",
+                       headers=[{"name": "X-Secret", "value_from_env": "HE_TEST_SECRET"},
+                                {"name": "X-Plain", "value": "plain"}])
+        args = {"name": "fromenv", "table": "t", "webhook_from_env": "HE_TEST_URL", "insert": {"columns": "*"}}
+        c.psql("SELECT hasura_events.metadata($$" + json.dumps({"type": "pg_create_event_trigger", "args": args})
+               + "$$::jsonb)")
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: all_delivered(c, "hdr", 1) and all_delivered(c, "fromenv", 1), what="env deliveries")
+        reqs = recv_env.receiver.requests()
+        paths = sorted(r["path"] for r in reqs)
+        assert paths == ["/ok?from=env", "/ok?from=template"], paths
+        hdr = [r for r in reqs if r["path"].endswith("template")][0]
+        assert hdr["headers"]["X-Secret"] == "s3cret-value" and hdr["headers"]["X-Plain"] == "plain"
+        # the secret is in neither the invocation log nor the sidecar's log
+        logs = " ".join(r[0] for r in c.psql("SELECT request::text FROM hdb_catalog.event_invocation_logs"))
+        assert "s3cret-value" not in logs and "HE_TEST_SECRET" in logs, logs
+        assert "s3cret-value" not in recv_env.sidecar.output()
+        assert recv_env.receiver.base not in recv_env.sidecar.output()
+    except BaseException:
+        print("\n".join(recv_env.cluster.server_log().splitlines()[-20:]))
+        raise
+    finally:
+        recv_env.close()
+
+
+@test
+def missing_env_variable_is_a_failed_attempt():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "noenv", env.url("/ok"), headers=[{"name": "X-Secret", "value_from_env": "HE_NOT_SET_ANYWHERE"}])
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: event_states(c, "noenv") == [["f", "t", "1"]], what="failed attempt")
+        msg = c.scalar("SELECT response->'data'->>'message' FROM hdb_catalog.event_invocation_logs")
+        assert "HE_NOT_SET_ANYWHERE" in msg, msg
+        assert env.receiver.requests() == []
+
+
+@test
+def rollback_sends_nothing():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "rb", env.url("/ok"))
+        c.psql("BEGIN; INSERT INTO t VALUES (1, 'a'); ROLLBACK;"
+               "BEGIN; INSERT INTO t VALUES (2, 'b'); SAVEPOINT s; INSERT INTO t VALUES (3, 'c'); "
+               "ROLLBACK TO s; COMMIT;")
+        wait_for(lambda: all_delivered(c, "rb", 1), what="one delivery")
+        time.sleep(1)
+        ids = [r["body"]["event"]["data"]["new"]["id"] for r in env.receiver.requests()]
+        assert ids == [2], ids
+
+
+@test
+def sidecar_killed_mid_delivery_loses_nothing():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "slowish", env.url("/slow/1.5"), retry_conf={"num_retries": 0, "timeout_sec": 30})
+        c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 20) g")
+        wait_for(lambda: len(env.receiver.requests()) >= 1, what="first requests in flight")
+        env.sidecar.kill(signal.SIGKILL)
+        env.sidecar.proc.wait(10)
+        time.sleep(0.5)
+        # the worker gave the claims back: nothing is marked delivered that was not reported
+        wait_for(lambda: "undelivered events returned to the queue" in c.server_log(), what="claims returned")
+        env.sidecar = Sidecar(c)
+        wait_for(lambda: all_delivered(c, "slowish", 20), timeout=40, what="all 20 delivered after restart")
+        got = {r["body"]["event"]["data"]["new"]["id"] for r in env.receiver.requests()}
+        assert got == set(range(1, 21)), got
+
+
+@test
+def immediate_restart_resumes_within_seconds():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "crash", env.url("/slow/0.5"), retry_conf={"num_retries": 0, "timeout_sec": 30})
+        c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 50) g")
+        wait_for(lambda: len(env.receiver.requests()) >= 1, what="deliveries started")
+        c.restart_immediate()
+        t0 = time.time()
+        wait_for(lambda: all_delivered(c, "crash", 50), timeout=60, what="all 50 delivered after crash")
+        got = {r["body"]["event"]["data"]["new"]["id"] for r in env.receiver.requests()}
+        assert got == set(range(1, 51)), sorted(set(range(1, 51)) - got)
+        assert time.time() - t0 < 30, "took too long after restart"
+
+
+@test
+def two_databases_at_once():
+    with Env() as env:
+        c = env.cluster
+        c.psql("CREATE DATABASE db2")
+        setup_db(c)
+        setup_db(c, "db2")
+        create_trigger(c, "one", env.url("/ok?db=1"))
+        create_trigger(c, "two", env.url("/ok?db=2"), db="db2")
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        c.psql("INSERT INTO t VALUES (2, 'b')", "db2")
+        wait_for(lambda: all_delivered(c, "one", 1) and all_delivered(c, "two", 1, "db2"), what="both databases")
+        paths = sorted(r["path"] for r in env.receiver.requests())
+        assert paths == ["/ok?db=1", "/ok?db=2"], paths
+
+
+@test
+def drop_database_and_extension_are_not_blocked():
+    with Env() as env:
+        c = env.cluster
+        c.psql("CREATE DATABASE db3")
+        setup_db(c, "db3")
+        create_trigger(c, "d3", env.url("/ok"), db="db3")
+        c.psql("INSERT INTO t VALUES (1, 'a')", "db3")
+        wait_for(lambda: all_delivered(c, "d3", 1, "db3"), what="delivery in db3")
+        t0 = time.time()
+        c.psql("DROP DATABASE db3")
+        assert time.time() - t0 < 5, "DROP DATABASE waited for the dispatcher"
+        setup_db(c)
+        create_trigger(c, "p1", env.url("/ok"))
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: all_delivered(c, "p1", 1), what="delivery in postgres")
+        t0 = time.time()
+        c.psql("DROP EXTENSION hasura_events CASCADE")
+        assert time.time() - t0 < 5
+        # created again at run time: served again
+        c.psql("CREATE EXTENSION hasura_events")
+        create_trigger(c, "p2", env.url("/ok"))
+        c.psql("INSERT INTO t VALUES (2, 'b')")
+        wait_for(lambda: all_delivered(c, "p2", 1), what="delivery after re-create")
+
+
+@test
+def pause_switch_holds_delivery():
+    with Env(extra_conf=["hasura_events.paused = on"]) as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "paused", env.url("/ok"))
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        time.sleep(1.5)
+        assert env.receiver.requests() == []
+        c.psql("ALTER SYSTEM SET hasura_events.paused = off; SELECT pg_reload_conf();")
+        wait_for(lambda: all_delivered(c, "paused", 1), what="delivery after unpause")
+
+
+@test
+def two_sidecars_share_the_work():
+    with Env() as env:
+        c = env.cluster
+        second = Sidecar(c)
+        try:
+            setup_db(c)
+            create_trigger(c, "shared", env.url("/slow/0.2"))
+            wait_for(lambda: c.server_log().count("sidecar connected") >= 2, what="two sidecars")
+            c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 200) g")
+            wait_for(lambda: all_delivered(c, "shared", 200), timeout=40, what="200 delivered")
+            ports = {r["client_port"] for r in env.receiver.requests()}
+            assert len(ports) >= 2, ports
+            assert '"attempt"' in second.output(), "the second sidecar delivered nothing"
+            assert '"attempt"' in env.sidecar.output(), "the first sidecar delivered nothing"
+            ids = [r["body"]["id"] for r in env.receiver.requests()]
+            assert len(ids) == len(set(ids)) == 200, "an event was delivered twice"
+        finally:
+            second.stop()
+
+
+@test
+def foreign_os_user_is_refused():
+    if not IS_ROOT:
+        print("  (skipped: needs root to run the sidecar as another OS user)")
+        return
+    with Env(sidecar=False) as env:
+        c = env.cluster
+        setup_db(c)
+        import subprocess
+        # the socket is 0600 and owned by postgres; root can still connect, and is refused by SO_PEERCRED
+        log = open(os.path.join(c.dir, "root_sidecar.log"), "w")
+        p = subprocess.Popen([SIDECAR, "--socket", c.socket_prefix], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: "refused a sidecar running as OS user 0" in c.server_log(), what="refusal")
+            mode = os.stat(c.socket_prefix + "." + c.scalar("SELECT oid FROM pg_database WHERE datname='postgres'")).st_mode
+            assert mode & 0o077 == 0, oct(mode)
+        finally:
+            p.terminate()
+            p.wait(10)
+            log.close()
+
+
+@test
+def sigterm_stops_sidecar_cleanly():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "grace", env.url("/slow/0.5"))
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: len(env.receiver.requests()) == 1, what="attempt started")
+        rc = env.sidecar.stop()
+        assert rc == 0, rc
+        wait_for(lambda: all_delivered(c, "grace", 1), what="in-flight attempt reported before exit")
+        env.sidecar = None
+
+
+def main(argv):
+    selected = [t for t in TESTS if not argv or t.__name__ in argv]
+    passed = failed = 0
+    for t in selected:
+        t0 = time.time()
+        try:
+            t()
+            passed += 1
+            print(f"PASS {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
+            traceback.print_exc()
+    print(f"integration: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

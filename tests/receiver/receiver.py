@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""tests/receiver/receiver.py
+
+A webhook receiver for tests (standard library only). Appends one JSON line per request to
+--log (path, method, headers, body parsed as JSON when possible, timestamp) and answers by path:
+
+  /ok                 200
+  /fail               500
+  /fail-then-ok       500 for the first request of each event id (the body's "id"), then 200
+  /retry-after/N      503 with Retry-After: N
+  /slow/N             sleeps N seconds (may be fractional), then 200
+  anything else       404
+"""
+import argparse
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+SEEN_IDS = set()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse can be observed
+    disable_nagle_algorithm = True  # headers and body go out in two writes
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        record = {
+            "ts": time.time(),
+            "method": self.command,
+            "path": self.path,
+            "headers": {k: v for k, v in self.headers.items()},
+            "body": body,
+            "raw_body": None if body is not None else raw.decode("utf-8", "replace"),
+            "client_port": self.client_address[1],
+        }
+        with LOCK:
+            with open(self.server.log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        self.respond(body)
+
+    do_GET = do_PUT = do_POST
+
+    def respond(self, body):
+        parts = self.path.split("?")[0].strip("/").split("/")
+        status, extra = 404, {}
+        if parts[0] == "ok":
+            status = 200
+        elif parts[0] == "fail":
+            status = 500
+        elif parts[0] == "fail-then-ok":
+            event_id = body.get("id") if isinstance(body, dict) else None
+            with LOCK:
+                first = event_id not in SEEN_IDS
+                SEEN_IDS.add(event_id)
+            status = 500 if first else 200
+        elif parts[0] == "retry-after" and len(parts) > 1:
+            status, extra = 503, {"Retry-After": parts[1]}
+        elif parts[0] == "slow" and len(parts) > 1:
+            try:
+                time.sleep(float(parts[1]))
+            except ValueError:
+                pass
+            status = 200
+        payload = json.dumps({"status": status}).encode()
+        try:
+            self.send_response(status)
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
+
+    def log_message(self, fmt, *args):
+        pass  # the JSON log is the record
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, required=True, help="0 picks a free port (printed on stdout)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--log", required=True)
+    args = ap.parse_args()
+    ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 stalls concurrent senders
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    server.log_path = args.log
+    print(f"listening on {args.host}:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+/*
+ * tests/unit/sidecar_logic_test.cpp
+ *
+ * Retry-After parsing, JSON log quoting and socket discovery (sidecar/retry_after.cpp,
+ * json_log.cpp, discovery.cpp).
+ */
+#include "discovery.hpp"
+#include "json_log.hpp"
+#include "retry_after.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+using namespace hasura_events::sidecar;
+
+TEST(SidecarRetryAfter, Seconds)
+{
+	EXPECT_EQ(parse_retry_after("120", 0), 120);
+	EXPECT_EQ(parse_retry_after(" 0 ", 0), 0);
+	EXPECT_EQ(parse_retry_after("99999999999999999999999", 0), kMaxRetryAfterSec);
+	EXPECT_EQ(parse_retry_after("-5", 0), -1);
+	EXPECT_EQ(parse_retry_after("1.5", 0), -1);
+	EXPECT_EQ(parse_retry_after("", 0), -1);
+	EXPECT_EQ(parse_retry_after("   ", 0), -1);
+	EXPECT_EQ(parse_retry_after("soon", 0), -1);
+	EXPECT_EQ(parse_retry_after("+5", 0), -1);
+}
+
+TEST(SidecarRetryAfter, HttpDates)
+{
+	const time_t t = 784111777; /* Sun, 06 Nov 1994 08:49:37 GMT */
+	EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t - 30), 30);
+	EXPECT_EQ(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", t - 30), 30);
+	EXPECT_EQ(parse_retry_after("Sun Nov  6 08:49:37 1994", t - 30), 30);
+	EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t + 100), 0) << "a past date means now";
+	EXPECT_EQ(parse_retry_after("Sun, 06 Nov 2094 08:49:37 GMT", t), kMaxRetryAfterSec);
+	EXPECT_EQ(parse_retry_after("Someday, never", t), -1);
+}
+
+TEST(SidecarLog, JsonQuote)
+{
+	EXPECT_EQ(json_quote("plain"), "\"plain\"");
+	EXPECT_EQ(json_quote("q\"b\\n\nt\tc\x01"), "\"q\\\"b\\\\n\\nt\\tc\\u0001\"");
+	EXPECT_EQ(json_quote("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+	EXPECT_EQ(json_quote("bad\xff\xc3"), "\"bad\\ufffd\\ufffd\"");
+	EXPECT_EQ(json_quote("\xc0\xaf"), "\"\\ufffd\\ufffd\"") << "overlong encoding";
+	EXPECT_EQ(json_quote("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\"") << "surrogate";
+	EXPECT_EQ(json_quote(std::string("\0", 1)), "\"\\u0000\"");
+}
+
+TEST(SidecarLog, Timestamp)
+{
+	EXPECT_EQ(format_timestamp(784111777123), "1994-11-06T08:49:37.123Z");
+	EXPECT_EQ(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+}
+
+TEST(SidecarLog, LineFormatAndLevels)
+{
+	set_log_level(LogLevel::Info);
+	LogLine line(LogLevel::Info, "attempt");
+	line.str("event_id", "e\"1").num("status", 503).boolean("x", true);
+	EXPECT_NE(
+		line.text().find("\"level\":\"info\",\"msg\":\"attempt\",\"event_id\":\"e\\\"1\",\"status\":503,\"x\":true"),
+		std::string::npos)
+		<< line.text();
+	EXPECT_TRUE(LogLine(LogLevel::Debug, "hidden").str("k", "v").text().empty());
+	EXPECT_FALSE(log_enabled(LogLevel::Debug));
+	EXPECT_TRUE(log_enabled(LogLevel::Error));
+}
+
+TEST(SidecarDiscovery, NameMatching)
+{
+	EXPECT_TRUE(socket_name_matches("hasura_events.sock", "hasura_events.sock"));
+	EXPECT_TRUE(socket_name_matches("hasura_events.sock", "hasura_events.sock.16384"));
+	EXPECT_FALSE(socket_name_matches("hasura_events.sock", "hasura_events.sock."));
+	EXPECT_FALSE(socket_name_matches("hasura_events.sock", "hasura_events.sockX"));
+	EXPECT_FALSE(socket_name_matches("hasura_events.sock", "hasura_events.so"));
+	EXPECT_FALSE(socket_name_matches("hasura_events.sock", "other.sock.1"));
+	EXPECT_FALSE(socket_name_matches("", "x"));
+}
+
+TEST(SidecarDiscovery, ScanFindsOnlySockets)
+{
+	char tmpl[] = "/tmp/hasura_events_discovery_XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	std::string dir = tmpl;
+	std::vector<int> fds;
+	auto make_socket = [&](const std::string &name) {
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		struct sockaddr_un a = {};
+		a.sun_family = AF_UNIX;
+		snprintf(a.sun_path, sizeof a.sun_path, "%s/%s", dir.c_str(), name.c_str());
+		ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+		fds.push_back(fd);
+	};
+	make_socket("he.sock.5");
+	make_socket("he.sock");
+	make_socket("he.sockets");
+	make_socket("other.1");
+	close(open((dir + "/he.sock.lock").c_str(), O_CREAT | O_WRONLY, 0600)); /* a regular file */
+	std::vector<std::string> found = scan_sockets(dir + "/he.sock");
+	EXPECT_EQ(found, (std::vector<std::string>{dir + "/he.sock", dir + "/he.sock.5"}));
+	std::string error;
+	EXPECT_TRUE(scan_sockets("/nonexistent-dir/he.sock", &error).empty());
+	EXPECT_NE(error.find("/nonexistent-dir"), std::string::npos);
+	for (int fd : fds)
+		close(fd);
+	for (const char *n : {"he.sock.5", "he.sock", "he.sockets", "other.1", "he.sock.lock"})
+		unlink((dir + "/" + n).c_str());
+	rmdir(dir.c_str());
+}
+
+TEST(SidecarDiscovery, Backoff)
+{
+	Backoff b;
+	std::vector<uint32_t> got;
+	for (int i = 0; i < 8; i++)
+		got.push_back(b.next_delay_ms());
+	EXPECT_EQ(got, (std::vector<uint32_t>{100, 200, 400, 800, 1600, 3200, 5000, 5000}));
+	b.reset();
+	EXPECT_EQ(b.next_delay_ms(), 100u);
+}
