@@ -21,6 +21,9 @@
 
 \echo Use "CREATE EXTENSION hasura_events" to load this file. \quit
 
+CREATE SCHEMA hasura_events;
+COMMENT ON SCHEMA hasura_events IS 'hasura_events: the SQL API and the event-trigger definitions';
+
 CREATE FUNCTION hasura_events._assert_preloaded() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'hasura_events_assert_preloaded';
 SELECT hasura_events._assert_preloaded();
@@ -604,8 +607,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     def hasura_events.event_triggers := hasura_events._existing_trigger(name);
     new_id text;
-    session_variables jsonb := NULLIF(pg_catalog.current_setting('hasura.user', true), '')::jsonb;
+    session_variables jsonb;
 BEGIN
+    BEGIN
+        session_variables := NULLIF(pg_catalog.current_setting('hasura.user', true), '')::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        PERFORM hasura_events._fail('22023', 'setting "hasura.user" is not valid JSON',
+            'Set it to a JSON object, e.g. SELECT set_config(''hasura.user'', ''{"x-hasura-role": "user"}'', true), '
+            'or to an empty string for null.');
+    END;
     IF NOT def.enable_manual THEN
         PERFORM hasura_events._fail('55000',
             pg_catalog.format('event trigger "%s" does not allow manual invocation', def.name),

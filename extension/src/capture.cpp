@@ -169,8 +169,10 @@ setting_as_json(const char *setting)
 		FlushErrorState();
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("setting \"%s\" is not valid JSON", setting),
-		                errhint("Set it to a JSON object, e.g. SET LOCAL %s = '{\"x-hasura-role\": \"user\"}', or to "
-		                        "an empty string for null.", setting)));
+		                errhint("Set it to a JSON object, e.g. SELECT set_config('%s', '%s', true), or to an empty "
+		                        "string for null.", setting,
+		                        strcmp(setting, "hasura.user") == 0 ? "{\"x-hasura-role\": \"user\"}"
+		                                                            : "{\"trace_id\": \"...\", \"span_id\": \"...\"}")));
 	}
 	PG_END_TRY();
 	char *text = JsonbToCString(NULL, &DatumGetJsonbP(jb)->root, 64);

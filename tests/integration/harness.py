@@ -19,7 +19,10 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PG_BINDIR = subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
 IS_ROOT = os.geteuid() == 0
-SIDECAR = os.environ.get("HASURA_EVENTS_SIDECAR", os.path.join(ROOT, "sidecar", "hasura-events-sidecar"))
+# The installed sidecar (make install): the build tree may not be readable by the postgres user.
+_INSTALLED_SIDECAR = os.path.join(PG_BINDIR, "hasura-events-sidecar")
+SIDECAR = os.environ.get("HASURA_EVENTS_SIDECAR") or (
+    _INSTALLED_SIDECAR if os.path.exists(_INSTALLED_SIDECAR) else os.path.join(ROOT, "sidecar", "hasura-events-sidecar"))
 
 
 def pg_user_ids():
