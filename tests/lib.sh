@@ -61,3 +61,15 @@ psql_in() {
     local dir=$1 port=$2 db=$3; shift 3
     psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d "$db" "$@"
 }
+
+# bg_as_pg LOG CMD...: starts CMD in the background as the server's OS user, output to LOG;
+# BG_PID is the process to signal (runuser passes SIGTERM on to CMD).
+bg_as_pg() {
+    local log=$1; shift
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@" >"$log" 2>&1 &
+    else
+        "$@" >"$log" 2>&1 &
+    fi
+    BG_PID=$!
+}
