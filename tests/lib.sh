@@ -37,7 +37,7 @@ free_port() {
 cluster_start() {
     local dir=$1 port=$2; shift 2
     make_pg_dir "$dir"
-    as_pg "$PG_BINDIR/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; return 1; }
+    (cd "$dir" && as_pg "$PG_BINDIR/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1) || { cat "$dir/initdb.log"; return 1; }
     {
         echo "shared_preload_libraries = 'hasura_events'"
         echo "listen_addresses = ''"
@@ -48,12 +48,13 @@ cluster_start() {
         echo "fsync = off"
         for line in "$@"; do echo "$line"; done
     } >>"$dir/data/postgresql.conf"
-    as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null || { cat "$dir/server.log"; return 1; }
+    (cd "$dir" && as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null) \
+        || { cat "$dir/server.log"; return 1; }
 }
 
 # cluster_stop DIR [mode]
 cluster_stop() {
-    as_pg "$PG_BINDIR/pg_ctl" -D "$1/data" -m "${2:-fast}" -w -t 60 stop >/dev/null 2>&1 || true
+    (cd / && as_pg "$PG_BINDIR/pg_ctl" -D "$1/data" -m "${2:-fast}" -w -t 60 stop >/dev/null 2>&1) || true
 }
 
 # psql_in DIR PORT DB [psql args...]
@@ -67,7 +68,7 @@ psql_in() {
 bg_as_pg() {
     local log=$1; shift
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@" >"$log" 2>&1 &
+        (cd / && exec runuser -u postgres -- "$@") >"$log" 2>&1 &
     else
         "$@" >"$log" 2>&1 &
     fi

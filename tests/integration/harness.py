@@ -68,7 +68,7 @@ class Cluster:
         self.data = os.path.join(self.dir, "data")
         self.log = os.path.join(self.dir, "server.log")
         subprocess.run(as_pg([os.path.join(PG_BINDIR, "initdb"), "-D", self.data, "-A", "trust", "-U", "postgres"]),
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=self.dir)
         conf = [
             "shared_preload_libraries = 'hasura_events'",
             "listen_addresses = ''",
@@ -85,7 +85,7 @@ class Cluster:
 
     def pg_ctl(self, *args):
         subprocess.run(as_pg([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60"]
-                             + list(args)), check=True, stdout=subprocess.DEVNULL)
+                             + list(args)), check=True, stdout=subprocess.DEVNULL, cwd=self.dir)
 
     def start(self):
         self.pg_ctl("start")
@@ -151,7 +151,7 @@ class Sidecar:
         full_env.update(env or {})
         self.proc = subprocess.Popen(as_pg([SIDECAR, "--socket", cluster.socket_prefix, "--log-level", "debug"]
                                            + list(args)),
-                                     env=full_env, stdout=self.logfile, stderr=subprocess.STDOUT)
+                                     env=full_env, stdout=self.logfile, stderr=subprocess.STDOUT, cwd=cluster.dir)
 
     def output(self):
         with open(self.logpath, errors="replace") as f:
