@@ -401,6 +401,42 @@ def sigterm_stops_sidecar_cleanly():
         env.sidecar = None
 
 
+@test
+def dump_and_restore_keep_triggers_and_events():
+    with Env(sidecar=False) as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "kept", env.url("/ok"), update={"columns": ["name"], "payload": ["id", "name"]},
+                       headers=[{"name": "X-A", "value": "b"}], retry_conf={"num_retries": 4})
+        c.psql("CREATE TABLE p (id int, v text) PARTITION BY RANGE (id);"
+               "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);")
+        create_trigger(c, "kept_p", env.url("/ok"), table="p", update=None, delete=None)
+        c.psql("INSERT INTO t VALUES (1, 'a'); INSERT INTO p VALUES (5, 'x');")  # pending: no sidecar runs
+        dump = os.path.join(c.dir, "dump.bin")
+        import subprocess
+        subprocess.run(["pg_dump", "-Fc", "-h", c.dir, "-p", str(c.port), "-U", "postgres", "-f", dump, "postgres"],
+                       check=True)
+        c.psql("CREATE DATABASE restored")
+        subprocess.run(["pg_restore", "--exit-on-error", "-h", c.dir, "-p", str(c.port), "-U", "postgres",
+                        "-d", "restored", dump], check=True)
+        defs = c.psql("SELECT name, schema_name, table_name, num_retries, update_spec::text, headers::text "
+                      "FROM hasura_events.event_triggers ORDER BY name", "restored")
+        assert defs == c.psql("SELECT name, schema_name, table_name, num_retries, update_spec::text, headers::text "
+                              "FROM hasura_events.event_triggers ORDER BY name"), defs
+        assert c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE NOT delivered", "restored") == "2"
+        # the pg triggers came back once each (partition clones included) and still fire
+        counts = c.psql("SELECT tgrelid::regclass::text, count(*) FROM pg_trigger "
+                        "WHERE tgfoid = 'hasura_events.capture()'::regprocedure GROUP BY 1 ORDER BY 1", "restored")
+        assert counts == [["p", "1"], ["p1", "1"], ["t", "3"]], counts
+        c.psql("INSERT INTO t VALUES (2, 'b'); INSERT INTO p VALUES (6, 'y'); UPDATE t SET name = 'c' WHERE id = 1",
+               "restored")
+        assert c.scalar("SELECT count(*) FROM hdb_catalog.event_log", "restored") == "5"
+        # and they are delivered once a sidecar runs
+        env.sidecar = Sidecar(c)
+        wait_for(lambda: c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE delivered", "restored") == "5",
+                 what="restored events delivered")
+
+
 def main(argv):
     selected = [t for t in TESTS if not argv or t.__name__ in argv]
     passed = failed = 0
