@@ -7,6 +7,7 @@
  */
 #include "protocol.hpp"
 
+#include <cstring>
 #include <stdexcept>
 #include <type_traits>
 
@@ -51,6 +52,22 @@ struct Writer {
 	{
 		u32(static_cast<uint32_t>(v >> 32));
 		u32(static_cast<uint32_t>(v));
+	}
+
+	void
+	i64(int64_t v)
+	{
+		u64(static_cast<uint64_t>(v));
+	}
+
+	/* f64: the IEEE-754 binary64 bits as a big-endian u64 */
+	void
+	f64(double v)
+	{
+		static_assert(sizeof(double) == sizeof(uint64_t), "binary64 double expected");
+		uint64_t bits;
+		memcpy(&bits, &v, sizeof bits);
+		u64(bits);
 	}
 
 	void
@@ -118,6 +135,7 @@ encode_body(Writer &w, const Deliver &m)
 	w.u32(m.timeout_sec);
 	w.u32(m.attempt);
 	w.str(m.body);
+	w.i64(m.created_at_ms);
 }
 
 void
@@ -155,6 +173,29 @@ void
 encode_body(Writer &w, const Goodbye &m)
 {
 	w.str(m.reason);
+}
+
+void
+encode_body(Writer &w, const Stats &m)
+{
+	w.str(m.database);
+	w.u64(m.worker_restarts);
+	w.u64(m.inflight);
+	if (m.fetches.size() > UINT32_MAX || m.triggers.size() > UINT32_MAX)
+		throw std::length_error("hasura_events protocol: too many Stats entries");
+	w.u32(static_cast<uint32_t>(m.fetches.size()));
+	for (const FetchSample &f : m.fetches) {
+		w.f64(f.seconds);
+		w.u32(f.events);
+	}
+	w.u32(static_cast<uint32_t>(m.triggers.size()));
+	for (const TriggerStats &t : m.triggers) {
+		w.str(t.name);
+		w.u64(t.pending);
+		w.f64(t.oldest_pending_age_sec);
+		w.u64(t.retries_scheduled);
+		w.u64(t.errored);
+	}
 }
 
 /* ---------------------------------------------------------------- decoding */
@@ -223,6 +264,21 @@ struct Reader {
 	u64(const char *field)
 	{
 		return uint(8, field);
+	}
+
+	int64_t
+	i64(const char *field)
+	{
+		return static_cast<int64_t>(uint(8, field));
+	}
+
+	double
+	f64(const char *field)
+	{
+		uint64_t bits = uint(8, field);
+		double v;
+		memcpy(&v, &bits, sizeof v);
+		return v;
 	}
 
 	bool
@@ -308,6 +364,7 @@ decode_body(Reader &r, Deliver &m)
 	m.timeout_sec = r.u32("timeout_sec");
 	m.attempt = r.u32("attempt");
 	m.body = r.str("body");
+	m.created_at_ms = r.i64("created_at_ms");
 }
 
 void
@@ -351,8 +408,37 @@ decode_body(Reader &r, Goodbye &m)
 	m.reason = r.str("reason");
 }
 
-const char *const kTypeNames[] = {"Hello",	 "Welcome", "Reject", "Credit", "Deliver",
-								  "Outcome", "Ping",	"Pong",	  "Goodbye"};
+void
+decode_body(Reader &r, Stats &m)
+{
+	m.database = r.str("database");
+	m.worker_restarts = r.u64("worker_restarts");
+	m.inflight = r.u64("inflight");
+	uint32_t count = r.u32("fetch_count");
+	m.fetches.reserve(r.count_hint(count, 12));
+	for (uint32_t i = 0; i < count && r.ok(); i++) {
+		FetchSample f;
+		f.seconds = r.f64("fetch seconds");
+		f.events = r.u32("fetch events");
+		if (r.ok())
+			m.fetches.push_back(f);
+	}
+	count = r.u32("trigger_count");
+	m.triggers.reserve(r.count_hint(count, 36));
+	for (uint32_t i = 0; i < count && r.ok(); i++) {
+		TriggerStats t;
+		t.name = r.str("trigger name");
+		t.pending = r.u64("trigger pending");
+		t.oldest_pending_age_sec = r.f64("trigger oldest_pending_age_sec");
+		t.retries_scheduled = r.u64("trigger retries_scheduled");
+		t.errored = r.u64("trigger errored");
+		if (r.ok())
+			m.triggers.push_back(std::move(t));
+	}
+}
+
+const char *const kTypeNames[] = {"Hello",	 "Welcome", "Reject", "Credit",	 "Deliver",
+								  "Outcome", "Ping",	"Pong",	  "Goodbye", "Stats"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Message>);
 
 /*
@@ -439,7 +525,7 @@ encoded_size(const Message &msg)
 			n += 12 + m.event_id.size() + m.trigger_name.size() + m.webhook.size() + 1 + 4;
 			for (const Header &h : m.headers)
 				n += 8 + h.name.size() + h.value.size() + 1;
-			n += 4 + 4 + 4 + m.body.size();
+			n += 4 + 4 + 4 + m.body.size() + 8;
 		}
 		void
 		operator()(const Outcome &m)
@@ -463,6 +549,13 @@ encoded_size(const Message &msg)
 		operator()(const Goodbye &m)
 		{
 			n += 4 + m.reason.size();
+		}
+		void
+		operator()(const Stats &m)
+		{
+			n += 4 + m.database.size() + 8 + 8 + 4 + m.fetches.size() * 12 + 4;
+			for (const TriggerStats &t : m.triggers)
+				n += 4 + t.name.size() + 8 + 8 + 8 + 8;
 		}
 	} counter;
 	std::visit(counter, msg);

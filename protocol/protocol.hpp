@@ -36,7 +36,8 @@ enum class MsgType : uint8_t {
 	Outcome = 6,
 	Ping = 7,
 	Pong = 8,
-	Goodbye = 9
+	Goodbye = 9,
+	Stats = 10
 };
 
 struct Hello {
@@ -72,6 +73,7 @@ struct Deliver {
 	uint32_t timeout_sec = 60;
 	uint32_t attempt = 1;
 	std::string body;
+	int64_t created_at_ms = 0; /* the event's created_at, Unix epoch milliseconds */
 };
 
 enum class OutcomeKind : uint8_t { Delivered = 0, HttpError = 1, ClientError = 2 };
@@ -99,8 +101,35 @@ struct Goodbye {
 	std::string reason;
 };
 
+/* One claim query of the worker: how long it took and how many events it returned. */
+struct FetchSample {
+	double seconds = 0;
+	uint32_t events = 0;
+};
+
+/* The worker's view of one trigger's queue, as of the Stats that carries it. */
+struct TriggerStats {
+	std::string name;
+	uint64_t pending = 0;			   /* undelivered, not errored events */
+	double oldest_pending_age_sec = 0; /* age of the oldest of them */
+	uint64_t retries_scheduled = 0;	   /* pending events waiting for a retry */
+	uint64_t errored = 0;			   /* events whose retries are exhausted */
+};
+
+/*
+ * Stats is the worker's periodic report for the metrics. f64 fields may hold any binary64 value,
+ * NaN and infinities included.
+ */
+struct Stats {
+	std::string database;
+	uint64_t worker_restarts = 0; /* dispatcher starts in this database since the server started, minus 1 */
+	uint64_t inflight = 0;		  /* events claimed and not yet recorded */
+	std::vector<FetchSample> fetches; /* every claim since the previous Stats */
+	std::vector<TriggerStats> triggers;
+};
+
 /* The alternatives are in wire-type order: index() + 1 is the MsgType. */
-using Message = std::variant<Hello, Welcome, Reject, Credit, Deliver, Outcome, Ping, Pong, Goodbye>;
+using Message = std::variant<Hello, Welcome, Reject, Credit, Deliver, Outcome, Ping, Pong, Goodbye, Stats>;
 
 /*
  * encode appends one complete frame to out. Throws std::length_error only for a string or a

@@ -53,7 +53,9 @@ Attempt::detach()
 void
 Attempt::set_duration()
 {
-	auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started_).count();
+	Clock::duration elapsed = Clock::now() - started_;
+	http_seconds_ = std::chrono::duration<double>(elapsed).count();
+	auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
 	outcome_.duration_ms = ms < 0 ? 0 : (ms > UINT32_MAX ? UINT32_MAX : uint32_t(ms));
 }
 
@@ -116,6 +118,7 @@ Attempt::start(CURLM *multi, const std::string &user_agent)
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_));
 		CURL_CHECK(curl_multi_add_handle(multi, h));
 		multi_ = multi;
+		http_sent_ = true;
 	} catch (const CurlError &e) {
 		fail(e.what());
 		return false;
@@ -132,6 +135,7 @@ Attempt::on_body(char *data, size_t size, size_t nmemb, void *self)
 {
 	auto *a = static_cast<Attempt *>(self);
 	size_t n = size * nmemb;
+	a->response_bytes_ += n;
 	size_t room =
 		a->max_response_bytes_ > a->response_body_.size() ? a->max_response_bytes_ - a->response_body_.size() : 0;
 	a->response_body_.append(data, n < room ? n : room);

@@ -62,6 +62,24 @@ class Attempt {
 	{
 		return easy_.get();
 	}
+	/* http_sent: the request was handed to curl (false when resolving it failed) */
+	bool
+	http_sent() const
+	{
+		return http_sent_;
+	}
+	/* response_bytes: body bytes received, including those beyond max_response_bytes */
+	uint64_t
+	response_bytes() const
+	{
+		return response_bytes_;
+	}
+	/* http_seconds: from start() to the outcome, with sub-millisecond precision */
+	double
+	http_seconds() const
+	{
+		return http_seconds_;
+	}
 
   private:
 	static size_t on_body(char *data, size_t size, size_t nmemb, void *self);
@@ -81,6 +99,9 @@ class Attempt {
 	std::vector<std::pair<std::string, std::string>> response_headers_;
 	char errbuf_[CURL_ERROR_SIZE];
 	Clock::time_point started_;
+	bool http_sent_ = false;
+	uint64_t response_bytes_ = 0;
+	double http_seconds_ = 0;
 	proto::Outcome outcome_;
 };
 

@@ -17,6 +17,8 @@ namespace {
 
 LogLevel g_level = LogLevel::Info;
 
+} // namespace
+
 /*
  * utf8_sequence_length returns the length of the valid UTF-8 sequence at s[i], or 0.
  */
@@ -49,8 +51,6 @@ utf8_sequence_length(std::string_view s, size_t i)
 		return 0;
 	return n;
 }
-
-} // namespace
 
 std::string
 json_quote(std::string_view s)

@@ -14,6 +14,9 @@
 
 namespace hasura_events::sidecar {
 
+/* utf8_sequence_length returns the length of the valid UTF-8 sequence starting at s[i], or 0 */
+size_t utf8_sequence_length(std::string_view s, size_t i);
+
 /* json_quote returns s as a JSON string literal; invalid UTF-8 becomes U+FFFD */
 std::string json_quote(std::string_view s);
 

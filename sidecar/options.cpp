@@ -6,6 +6,8 @@
  */
 #include "options.hpp"
 
+#include "http_server.hpp"
+
 #include <cerrno>
 #include <cstdlib>
 
@@ -30,6 +32,24 @@ parse_u32(const std::string &text, uint32_t min, uint32_t max, uint32_t &out)
 	if (v < min || v > max)
 		return false;
 	out = static_cast<uint32_t>(v);
+	return true;
+}
+
+/*
+ * parse_metrics_address: "off" disables the endpoint (stored as ""), anything else must be a
+ * numeric address with a port.
+ */
+bool
+parse_metrics_address(const std::string &text, std::string &out)
+{
+	if (text == "off") {
+		out.clear();
+		return true;
+	}
+	ListenAddress addr;
+	if (!parse_listen_address(text, addr))
+		return false;
+	out = text;
 	return true;
 }
 
@@ -93,6 +113,12 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 			return fail(std::string("invalid value \"") + v +
 						"\" for HASURA_EVENTS_LOG_LEVEL: expected debug, info, warn or error");
 	}
+	if (const char *v = env("HASURA_EVENTS_METRICS_ADDRESS"); v && *v) {
+		o.metrics_address_set = true;
+		if (!parse_metrics_address(v, o.metrics_address))
+			return fail(std::string("invalid value \"") + v +
+						"\" for HASURA_EVENTS_METRICS_ADDRESS: expected off or a numeric HOST:PORT such as 127.0.0.1:9464");
+	}
 
 	for (size_t i = 0; i < args.size(); i++) {
 		const std::string &arg = args[i];
@@ -112,7 +138,7 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 			has_value = true;
 		}
 		static const char *const with_value[] = {"--socket",	   "--pool-size", "--prefetch", "--max-response-bytes",
-												 "--grace-period", "--log-level", "--id"};
+												 "--grace-period", "--log-level", "--id",		"--metrics-address"};
 		bool known = false;
 		for (const char *f : with_value)
 			known = known || name == f;
@@ -149,6 +175,10 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 			if (value.empty())
 				return bad("a non-empty name");
 			o.id = value;
+		} else if (name == "--metrics-address") {
+			o.metrics_address_set = true;
+			if (!parse_metrics_address(value, o.metrics_address))
+				return bad("off or a numeric HOST:PORT such as 127.0.0.1:9464");
 		}
 	}
 	return r;
@@ -169,6 +199,8 @@ usage_text()
 		   "  --grace-period SEC        on SIGTERM/SIGINT, time for in-flight attempts to finish (default 10)\n"
 		   "  --log-level LEVEL         debug, info, warn or error (env HASURA_EVENTS_LOG_LEVEL, default info)\n"
 		   "  --id NAME                 name sent to the workers (default hostname:pid)\n"
+		   "  --metrics-address ADDR    serve /metrics and /healthz on ADDR (numeric HOST:PORT, [IPv6]:PORT),\n"
+		   "                            or off (env HASURA_EVENTS_METRICS_ADDRESS, default 127.0.0.1:9464)\n"
 		   "  --help                    show this help and exit\n"
 		   "  --version                 show the version and exit\n";
 }

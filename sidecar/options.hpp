@@ -27,6 +27,8 @@ struct Options {
 	uint32_t grace_period_sec = 10;
 	LogLevel log_level = LogLevel::Info;
 	std::string id; /* empty: hostname:pid, filled in by main */
+	std::string metrics_address = "127.0.0.1:9464"; /* numeric host:port; empty: the endpoint is off */
+	bool metrics_address_set = false; /* given by flag or environment: failing to bind it is fatal */
 };
 
 struct ParsedArgs {

@@ -1,9 +1,10 @@
 /*
  * sidecar/sidecar.cpp
  *
- * One event loop (curl_multi_poll) over curl's sockets, the worker connections and a signalfd.
- * Each turn: rescan and reconnect, start queued attempts up to the pool size, send coalesced
- * credits, wait, then read the workers, drive curl and report finished attempts.
+ * One event loop (curl_multi_poll) over curl's sockets, the worker connections, a signalfd and
+ * the metrics endpoint's sockets. Each turn: rescan and reconnect, start queued attempts up to
+ * the pool size, send coalesced credits, wait, then serve the endpoint, read the workers, drive
+ * curl and report finished attempts.
  *
  * Credits: each connection gets pool_size + prefetch credits after Welcome and one more per
  * Outcome. Deliver frames beyond the concurrency cap wait in a local FIFO (bounded by the
@@ -34,6 +35,15 @@ constexpr auto kFinalFlush = std::chrono::seconds(5);
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxReadPerWake = 4u << 20;
 const char *const kShutdownReason = "sidecar shutting down";
+constexpr uint64_t kSignalSlot = 0;			/* fd_conn entry of the signalfd */
+constexpr uint64_t kHttpSlot = UINT64_MAX; /* fd_conn entry of a metrics endpoint socket */
+
+int64_t
+unix_now_ms()
+{
+	return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+		.count();
+}
 
 int
 ms_until(Clock::time_point now, Clock::time_point t)
@@ -65,6 +75,23 @@ Sidecar::Sidecar(Options options) : opt_(std::move(options))
 	signal_fd_.reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
 	if (!signal_fd_)
 		throw std::runtime_error(std::string("signalfd failed: ") + strerror(errno));
+
+	if (!opt_.metrics_address.empty()) {
+		ListenAddress addr;
+		if (!parse_listen_address(opt_.metrics_address, addr))
+			throw std::runtime_error("invalid metrics address " + opt_.metrics_address);
+		http_ = std::make_unique<HttpServer>([this](const HttpRequest &req) { return handle_http(req); });
+		try {
+			http_->listen(addr);
+		} catch (const std::runtime_error &e) {
+			/* an address the operator chose must work; the default one may be taken by another
+			   sidecar on the same host, which must not stop deliveries */
+			if (opt_.metrics_address_set)
+				throw;
+			LogLine(LogLevel::Warn, "metrics endpoint disabled").str("error", e.what()).emit();
+			http_.reset();
+		}
+	}
 }
 
 Sidecar::~Sidecar() = default;
@@ -80,6 +107,7 @@ Sidecar::run()
 		.str("id", opt_.id)
 		.str("socket", opt_.socket_path)
 		.num("pool_size", opt_.pool_size)
+		.str("metrics_address", http_ ? http_->bound_address() : "off")
 		.emit();
 
 	std::vector<curl_waitfd> fds;
@@ -122,7 +150,14 @@ Sidecar::run()
 		fds.clear();
 		fd_conn.clear();
 		fds.push_back(curl_waitfd{signal_fd_.get(), CURL_WAIT_POLLIN, 0});
-		fd_conn.push_back(0);
+		fd_conn.push_back(kSignalSlot);
+		if (http_) {
+			for (const HttpServer::PollFd &p : http_->poll_fds()) {
+				short events = p.want_write ? CURL_WAIT_POLLOUT : CURL_WAIT_POLLIN;
+				fds.push_back(curl_waitfd{p.fd, events, 0});
+				fd_conn.push_back(kHttpSlot);
+			}
+		}
 		for (auto &entry : conns_) {
 			Connection &c = *entry.second;
 			short events = CURL_WAIT_POLLIN;
@@ -145,6 +180,8 @@ Sidecar::run()
 			if (!entry.second->ready)
 				timeout = std::min(timeout, ms_until(now, entry.second->handshake_deadline));
 		}
+		if (http_)
+			timeout = http_->expire(now, timeout);
 		int numfds = 0;
 		CURL_CHECK(curl_multi_poll(multi_.get(), fds.data(), unsigned(fds.size()), timeout, &numfds));
 
@@ -153,6 +190,10 @@ Sidecar::run()
 		for (size_t i = 1; i < fds.size(); i++) {
 			if (fds[i].revents == 0)
 				continue;
+			if (fd_conn[i] == kHttpSlot) {
+				http_->on_ready(fds[i].fd, fds[i].revents & CURL_WAIT_POLLIN, fds[i].revents & CURL_WAIT_POLLOUT);
+				continue;
+			}
 			auto it = conns_.find(fd_conn[i]);
 			if (it == conns_.end())
 				continue;
@@ -372,6 +413,8 @@ Sidecar::close_connection(uint64_t conn_id, const std::string &reason, bool fail
 		.num("queued_dropped", int64_t(dropped))
 		.num("in_flight_aborted", int64_t(in_flight))
 		.emit();
+	if (c.ready)
+		metrics_.worker_disconnected(c.database);
 	auto ps = paths_.find(c.path);
 	if (ps != paths_.end()) {
 		ps->second.conn_id = 0;
@@ -489,6 +532,12 @@ Sidecar::handle_message(Connection &c, proto::Message &m)
 	}
 	if (std::holds_alternative<proto::Pong>(m))
 		return true;
+	if (auto *st = std::get_if<proto::Stats>(&m)) {
+		/* the database named in Welcome is authoritative, so the gauges go away with the connection */
+		st->database = c.database;
+		metrics_.apply_stats(*st);
+		return true;
+	}
 	return protocol_error(std::string("unexpected ") + proto::type_name(m) + " frame from the worker");
 }
 
@@ -539,6 +588,9 @@ Sidecar::dispatch()
 	while (!queue_.empty() && attempts_.size() < opt_.pool_size) {
 		Queued q = std::move(queue_.front());
 		queue_.pop_front();
+		auto conn = conns_.find(q.conn_id);
+		metrics_.attempt_started(conn != conns_.end() ? conn->second->database : std::string(), q.deliver,
+								 unix_now_ms());
 		auto a = std::make_unique<Attempt>(q.conn_id, std::move(q.deliver), opt_.max_response_bytes);
 		if (!a->start(multi_.get(), user_agent_)) {
 			report(*a);
@@ -591,15 +643,17 @@ Sidecar::drain_curl()
 void
 Sidecar::report(Attempt &a)
 {
-	report_outcome(a.conn_id(), a.deliver(), a.outcome());
+	report_outcome(a.conn_id(), a.deliver(), a.outcome(), &a);
 }
 
 /*
- * Sidecar::report_outcome logs the attempt and sends its Outcome, earning the connection a
- * credit. The log shows the webhook as stored, never the resolved URL or header values.
+ * Sidecar::report_outcome logs the attempt, counts it in the metrics and sends its Outcome,
+ * earning the connection a credit. The log shows the webhook as stored, never the resolved URL
+ * or header values; the error text was redacted by the attempt. a is null for a delivery that
+ * never became an attempt (refused during shutdown).
  */
 void
-Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcome &o)
+Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcome &o, const Attempt *a)
 {
 	auto it = conns_.find(conn_id);
 	LogLine line(o.kind == proto::OutcomeKind::Delivered ? LogLevel::Info : LogLevel::Warn, "attempt");
@@ -613,13 +667,23 @@ Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcom
 		.num("duration_ms", o.duration_ms);
 	if (o.retry_after_sec >= 0)
 		line.num("retry_after_sec", o.retry_after_sec);
-	if (!o.error.empty())
-		line.str("error", o.error);
+	line.str("error", o.error);
 	if (it != conns_.end())
 		line.str("database", it->second->database);
 	else
 		line.boolean("outcome_dropped", true);
 	line.emit();
+
+	EventMetrics::Finished f;
+	f.kind = o.kind;
+	f.reported = it != conns_.end();
+	if (a && a->http_sent()) {
+		f.http_sent = true;
+		f.http_seconds = a->http_seconds();
+		f.request_bytes = d.body.size();
+		f.response_bytes = a->response_bytes();
+	}
+	metrics_.attempt_finished(it != conns_.end() ? it->second->database : std::string(), d, f, unix_now_ms());
 	if (it == conns_.end())
 		return;
 	Connection &c = *it->second;
@@ -627,6 +691,51 @@ Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcom
 	send(c, o);
 	if (!c.goodbye_sent)
 		c.pending_credits++;
+}
+
+
+size_t
+Sidecar::connected_workers() const
+{
+	size_t n = 0;
+	for (const auto &entry : conns_)
+		n += entry.second->ready ? 1 : 0;
+	return n;
+}
+
+/*
+ * Sidecar::handle_http answers the metrics endpoint. /healthz is 200 only while at least one
+ * worker has completed the handshake, and not during shutdown: an orchestrator should route
+ * neither work nor alerts to a sidecar that has nobody to deliver for.
+ */
+HttpResponse
+Sidecar::handle_http(const HttpRequest &req)
+{
+	HttpResponse r;
+	if (req.method != "GET" && req.method != "HEAD") {
+		r.status = 405;
+		r.body = "method not allowed\n";
+		r.headers.emplace_back("Allow", "GET, HEAD");
+		return r;
+	}
+	if (req.path == "/metrics") {
+		r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+		r.body = metrics_.render(attempts_.size(), connected_workers(), queue_.size());
+	} else if (req.path == "/healthz") {
+		if (shutting_down_) {
+			r.status = 503;
+			r.body = "shutting down\n";
+		} else if (connected_workers() == 0) {
+			r.status = 503;
+			r.body = "not connected to any worker\n";
+		} else {
+			r.body = "ok\n";
+		}
+	} else {
+		r.status = 404;
+		r.body = "not found; try /metrics or /healthz\n";
+	}
+	return r;
 }
 
 } // namespace hasura_events::sidecar

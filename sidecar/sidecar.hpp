@@ -12,6 +12,8 @@
 #include "attempt.hpp"
 #include "curl_util.hpp"
 #include "discovery.hpp"
+#include "event_metrics.hpp"
+#include "http_server.hpp"
 #include "options.hpp"
 #include "protocol.hpp"
 
@@ -70,7 +72,9 @@ class Sidecar {
 	void flush_credits();
 	void drain_curl();
 	void report(Attempt &a);
-	void report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcome &o);
+	void report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcome &o, const Attempt *a = nullptr);
+	HttpResponse handle_http(const HttpRequest &req);
+	size_t connected_workers() const;
 	void begin_shutdown();
 	void abandon_all();
 	bool handle_signals();
@@ -88,6 +92,8 @@ class Sidecar {
 	Clock::time_point grace_deadline_;
 	Clock::time_point final_deadline_;
 	Clock::time_point next_scan_;
+	EventMetrics metrics_;
+	std::unique_ptr<HttpServer> http_; /* null when --metrics-address off */
 };
 
 } // namespace hasura_events::sidecar

@@ -3,7 +3,7 @@
 # Runs as root or through sudo; does nothing when everything is present already.
 set -euo pipefail
 
-pkgs=(postgresql-15 libcurl4-openssl-dev libcjson-dev libgtest-dev g++ make python3 ca-certificates)
+pkgs=(postgresql-15 libcurl4-openssl-dev libcjson-dev libgtest-dev g++ make python3 ca-certificates prometheus)
 missing=()
 for p in "${pkgs[@]}" postgresql-server-dev-15; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

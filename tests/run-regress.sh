@@ -20,5 +20,5 @@ if [ $rc -ne 0 ] && [ -f "$work/regression.diffs" ]; then
     head -200 "$work/regression.diffs"
     echo "(full diff in results/regression.diffs)"
 fi
-rm -rf "$work"
+[ -n "${KEEP_REGRESS_WORK:-}" ] && echo "kept $work" || rm -rf "$work"
 exit $rc

@@ -265,6 +265,10 @@ Dispatch::handle_outcome(Connection &c, proto::Outcome &o)
 	rec.http_status = o.http_status;
 	rec.request_json = request_json(claim.body, claim.headers_json);
 	rec.response_json = response_json(o);
+	rec.attempt = claim.tries + 1;
+	rec.duration_ms = o.duration_ms;
+	rec.kind = o.kind;
+	rec.error = o.error;
 	claim.body.clear();
 	claim.body.shrink_to_fit();
 	switch (rec.decision.kind) {
@@ -389,6 +393,7 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 		d.timeout_sec = e.timeout_sec;
 		d.attempt = e.tries + 1;
 		d.body.assign(e.body, e.body_len);
+		d.created_at_ms = e.created_at_ms;
 		proto::encode(d, target->out);
 		target->credits--;
 
@@ -405,10 +410,47 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 }
 
 void
-Dispatch::note_fetch(size_t n)
+Dispatch::note_fetch(size_t n, double seconds)
 {
 	stats_.fetches++;
 	stats_.events_fetched += n;
+	if (conns_.empty())
+		return;
+	/* kept for the next Stats frame; bounded in case no sidecar finishes its handshake */
+	if (fetch_samples_.size() < 10000)
+		fetch_samples_.push_back(proto::FetchSample{seconds, uint32_t(n)});
+}
+
+size_t
+Dispatch::ready_connections() const
+{
+	size_t n = 0;
+	for (const auto &kv : conns_)
+		n += kv.second->welcomed && kv.second->close_reason.empty();
+	return n;
+}
+
+void
+Dispatch::broadcast_stats(uint64_t worker_restarts, const TriggerStatsView *triggers, size_t n)
+{
+	proto::Stats st;
+	st.database = config_.database;
+	st.worker_restarts = worker_restarts;
+	st.inflight = claims_.size();
+	st.fetches = std::move(fetch_samples_);
+	fetch_samples_.clear();
+	st.triggers.reserve(n);
+	for (size_t i = 0; i < n; i++)
+		st.triggers.push_back(proto::TriggerStats{triggers[i].name, triggers[i].pending,
+		                                          triggers[i].oldest_pending_age_sec, triggers[i].retries_scheduled,
+		                                          triggers[i].errored});
+	std::string frame;
+	proto::encode(st, frame);
+	for (auto &kv : conns_) {
+		Connection &c = *kv.second;
+		if (c.welcomed && c.close_reason.empty())
+			c.out += frame;
+	}
 }
 
 RecordView
@@ -424,6 +466,10 @@ Dispatch::record(size_t i) const
 	v.http_status = r.http_status;
 	v.request_json = r.request_json.c_str();
 	v.response_json = r.response_json.c_str();
+	v.attempt = r.attempt;
+	v.duration_ms = r.duration_ms;
+	v.outcome = proto::outcome_kind_name(r.kind);
+	v.error = r.error.c_str();
 	return v;
 }
 

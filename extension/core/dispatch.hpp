@@ -67,6 +67,16 @@ struct ClaimedEventView {
 	uint32_t tries;
 	const char *body; /* the webhook payload */
 	size_t body_len;
+	int64_t created_at_ms; /* the event's created_at, Unix epoch milliseconds */
+};
+
+/* One trigger's queue, as the Postgres side reads it for a Stats frame. */
+struct TriggerStatsView {
+	const char *name;
+	uint64_t pending;
+	double oldest_pending_age_sec;
+	uint64_t retries_scheduled;
+	uint64_t errored;
 };
 
 /* One attempt to record, as the Postgres side reads it (pointers valid until clear_records). */
@@ -79,6 +89,10 @@ struct RecordView {
 	int32_t http_status;     /* 0: no response */
 	const char *request_json;
 	const char *response_json;
+	uint32_t attempt;     /* 1 for the first */
+	uint32_t duration_ms; /* of the HTTP attempt */
+	const char *outcome;  /* "delivered", "http_error", "client_error" */
+	const char *error;    /* the sidecar's reason for a client_error, else "" */
 };
 
 struct DispatchConfig {
@@ -126,7 +140,12 @@ class Dispatch {
 	size_t inflight() const { return claims_.size(); }
 	/* Hands claimed events to the sidecars (as Deliver frames, spread over the credits). */
 	void hand_out(const ClaimedEventView *events, size_t n);
-	void note_fetch(size_t n);
+	/* A claim query returned n events in `seconds`. */
+	void note_fetch(size_t n, double seconds);
+	/* Sends a Stats frame (the fetches since the last one, the queues) to every ready sidecar. */
+	void broadcast_stats(uint64_t worker_restarts, const TriggerStatsView *triggers, size_t n);
+	/* Sidecars past the handshake. */
+	size_t ready_connections() const;
 
 	/* Attempts reported and not yet recorded. */
 	size_t record_count() const { return records_.size(); }
@@ -147,6 +166,10 @@ class Dispatch {
 		int32_t http_status;
 		std::string request_json;
 		std::string response_json;
+		uint32_t attempt;
+		uint32_t duration_ms;
+		proto::OutcomeKind kind;
+		std::string error;
 	};
 
 	void handle(Connection &c, proto::Message &msg);
@@ -158,6 +181,7 @@ class Dispatch {
 	std::unordered_map<std::string, std::unique_ptr<Claim>> claims_;
 	std::vector<Record> records_;
 	std::vector<const char *> claimed_ptrs_;
+	std::vector<proto::FetchSample> fetch_samples_; /* since the last Stats */
 	DispatchStats stats_;
 	int rr_ = 0; /* round robin start among connections */
 };

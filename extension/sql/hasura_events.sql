@@ -61,6 +61,11 @@ CREATE INDEX event_log_claim_idx ON hdb_catalog.event_log
     ((COALESCE(next_retry_at, '-infinity'::timestamptz)), created_at)
     WHERE NOT delivered AND NOT error AND NOT archived;
 
+-- Dead events (retries exhausted) per trigger: the dead-letter view and the error gauges read
+-- only these rows. Rows enter it only when they die, so it costs nothing on the happy path.
+CREATE INDEX event_log_dead_idx ON hdb_catalog.event_log (trigger_name, created_at)
+    WHERE error AND NOT archived;
+
 CREATE TABLE hdb_catalog.event_invocation_logs (
     id           text PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid()::text,
     trigger_name text,

@@ -55,6 +55,7 @@ extern "C" {
 #include "commands/dbcommands.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -182,7 +183,8 @@ const char *const kClaimSql =
 	"           'table', pg_catalog.jsonb_build_object('schema', e.schema_name, 'name', e.table_name), "
 	"           'event', e.payload, "
 	"           'delivery_info', pg_catalog.jsonb_build_object('max_retries', t.num_retries, 'current_retry', e.tries)"
-	"       )::text "
+	"       )::text, "
+	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8 "
 	"FROM (SELECT * FROM hdb_catalog.event_log e "
 	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "
 	"        AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "
@@ -251,7 +253,9 @@ claim_batch(int want)
 		const std::vector<const char *> *ids = NULL;
 		DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
 		Datum args[2] = {text_array(ids->data(), (int) ids->size()), Int32GetDatum(want)};
+		TimestampTz started = GetCurrentTimestamp();
 		int rc = SPI_execute_plan(claim_plan, args, NULL, true, want);
+		double seconds = (double) (GetCurrentTimestamp() - started) / USECS_PER_SEC;
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "hasura_events dispatcher: claim query failed: %s", SPI_result_code_string(rc));
 
@@ -292,13 +296,49 @@ claim_batch(int want)
 			text *body = DatumGetTextPP(SPI_getbinval(tup, desc, 13, &isnull));
 			v->body = VARDATA_ANY(body);
 			v->body_len = VARSIZE_ANY_EXHDR(body);
+			v->created_at_ms = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
 		}
-		DISPATCH_GUARD("handing out events", dispatch->hand_out(views, (size_t) n); dispatch->note_fetch((size_t) n));
+		DISPATCH_GUARD("handing out events",
+		               dispatch->hand_out(views, (size_t) n);
+		               dispatch->note_fetch((size_t) n, seconds));
+		SpinLockAcquire(&hasura_events_shmem->mutex);
+		my_slot->last_fetch_at = GetCurrentTimestamp();
+		SpinLockRelease(&hasura_events_shmem->mutex);
 		claimed = n;
 	}
 	commit_tx();
 	MemoryContextSwitchTo(oldcxt);
 	return gone ? -1 : claimed;
+}
+
+/*
+ * log_attempt: one JSON line per attempt in the server log (hasura_events.log_attempts), with
+ * the fields of the sidecar's attempt log. Header values and URLs are never part of it.
+ */
+void
+log_attempt(const RecordView *r)
+{
+	if (hasura_events_log_attempts == LOG_ATTEMPTS_NONE ||
+	    (hasura_events_log_attempts == LOG_ATTEMPTS_FAILURES && r->delivered))
+		return;
+	StringInfoData buf;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"msg\": \"attempt\", \"event_id\": ");
+	escape_json(&buf, r->event_id);
+	appendStringInfoString(&buf, ", \"trigger\": ");
+	escape_json(&buf, r->trigger_name);
+	appendStringInfo(&buf, ", \"kind\": \"%s\", \"status\": %d, \"duration_ms\": %u, \"attempt\": %u, ", r->outcome,
+	                 r->http_status, r->duration_ms, r->attempt);
+	appendStringInfo(&buf, "\"result\": \"%s\"", r->delivered ? "delivered" : (r->dead ? "dead" : "retry"));
+	if (r->retry_delay_sec >= 0)
+		appendStringInfo(&buf, ", \"retry_in_sec\": " INT64_FORMAT, (int64) r->retry_delay_sec);
+	if (r->error[0] != '\0') {
+		appendStringInfoString(&buf, ", \"error\": ");
+		escape_json(&buf, r->error);
+	}
+	appendStringInfoChar(&buf, '}');
+	ereport(LOG, (errmsg("hasura_events: %s", buf.data), errhidestmt(true)));
+	pfree(buf.data);
 }
 
 /*
@@ -347,6 +387,7 @@ record_outcomes(void)
 			status_null[i] = r.http_status <= 0;
 			request[i] = CStringGetTextDatum(r.request_json);
 			response[i] = CStringGetTextDatum(r.response_json);
+			log_attempt(&r);
 		}
 		int dims[1] = {(int) n};
 		int lbs[1] = {1};
@@ -375,6 +416,63 @@ record_outcomes(void)
 	/* committed (or the extension is gone): these claims end here */
 	DISPATCH_GUARD("clearing outcomes", dispatch->clear_records());
 	return !gone;
+}
+
+/*
+ * send_stats: the queue figures of every trigger (hasura_events._queue_stats, which reads only
+ * undelivered and dead events) to the connected sidecars, for their metrics.
+ */
+void
+send_stats(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	begin_tx("hasura_events: queue statistics");
+	if (extension_present()) {
+		int rc = SPI_execute("SELECT name, pending, oldest_pending_age_sec, retries_scheduled, errored "
+		                     "FROM hasura_events._queue_stats()",
+		                     true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "hasura_events dispatcher: queue statistics failed: %s", SPI_result_code_string(rc));
+		int n = (int) SPI_processed;
+		hasura_events::TriggerStatsView *views =
+			(hasura_events::TriggerStatsView *) palloc0(sizeof(hasura_events::TriggerStatsView) * Max(n, 1));
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		for (int i = 0; i < n; i++) {
+			HeapTuple tup = SPI_tuptable->vals[i];
+			bool isnull;
+			views[i].name = SPI_getvalue(tup, desc, 1);
+			views[i].pending = (uint64_t) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			views[i].oldest_pending_age_sec = DatumGetFloat8(SPI_getbinval(tup, desc, 3, &isnull));
+			views[i].retries_scheduled = (uint64_t) DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			views[i].errored = (uint64_t) DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		}
+		uint64_t restarts = my_slot->starts > 0 ? my_slot->starts - 1 : 0;
+		DISPATCH_GUARD("sending statistics", dispatch->broadcast_stats(restarts, views, (size_t) n));
+	}
+	commit_tx();
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* publish_status: what hasura_events.worker_status() shows for this database. */
+void
+publish_status(void)
+{
+	size_t ready = 0, inflight = 0;
+	hasura_events::DispatchStats st;
+	DISPATCH_GUARD("reading status", {
+		ready = dispatch->ready_connections();
+		inflight = dispatch->inflight();
+		st = dispatch->stats();
+	});
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	my_slot->sidecars = (int32) ready;
+	my_slot->inflight = (int64) inflight;
+	my_slot->events_fetched = st.events_fetched;
+	my_slot->fetches = st.fetches;
+	my_slot->delivered = st.delivered;
+	my_slot->retried = st.retried;
+	my_slot->dead = st.dead;
+	SpinLockRelease(&hasura_events_shmem->mutex);
 }
 
 /* open_listen_socket: <socket_path>.<dboid>, owner-only. */
@@ -597,6 +695,13 @@ hasura_events_dispatcher_main(Datum main_arg)
 	if (my_slot != NULL) {
 		my_slot->pid = MyProcPid;
 		my_slot->latch = MyLatch;
+		my_slot->starts++;
+		my_slot->started_at = GetCurrentTimestamp();
+		my_slot->sidecars = 0;
+		my_slot->inflight = 0;
+		my_slot->events_fetched = my_slot->fetches = 0;
+		my_slot->delivered = my_slot->retried = my_slot->dead = 0;
+		my_slot->last_fetch_at = 0;
 	}
 	SpinLockRelease(&hasura_events_shmem->mutex);
 	if (my_slot == NULL) {
@@ -623,6 +728,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 	bool want_claim = true; /* events may be waiting from before we started */
 	TimestampTz next_retry_check = GetCurrentTimestamp();
 	TimestampTz next_stats = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hasura_events_stats_log_interval_s * 1000L);
+	TimestampTz next_metrics = GetCurrentTimestamp();
 
 	while (!got_sigterm) {
 		MemoryContextSwitchTo(loop_ctx);
@@ -648,7 +754,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		if (want_claim && room > 0 && !hasura_events_paused)
 			timeout_ms = 0;
 		else {
-			TimestampTz next = Min(next_retry_check, next_stats);
+			TimestampTz next = Min(Min(next_retry_check, next_stats), next_metrics);
 			timeout_ms = Max(0L, (long) ((next - now) / 1000));
 		}
 
@@ -739,6 +845,15 @@ hasura_events_dispatcher_main(Datum main_arg)
 				leave_for_good();
 			want_claim = got == want; /* a full batch: there may be more */
 		}
+
+		if (now >= next_metrics) {
+			size_t ready = 0;
+			DISPATCH_GUARD("counting sidecars", ready = dispatch->ready_connections());
+			if (ready > 0)
+				send_stats();
+			next_metrics = TimestampTzPlusMilliseconds(now, hasura_events_metrics_interval_ms);
+		}
+		publish_status();
 
 		/* write what the claims and handshakes produced without waiting for writability */
 		DISPATCH_GUARD("listing connections", {

@@ -20,6 +20,15 @@ bool hasura_events_paused = false;
 int hasura_events_stats_log_interval_s = 600;
 int hasura_events_max_retry_after_attempts = 100;
 char *hasura_events_allowed_peer_uids = NULL;
+int hasura_events_metrics_interval_ms = 5000;
+int hasura_events_log_attempts = LOG_ATTEMPTS_FAILURES;
+
+static const struct config_enum_entry log_attempts_options[] = {
+	{"none", LOG_ATTEMPTS_NONE, false},
+	{"failures", LOG_ATTEMPTS_FAILURES, false},
+	{"all", LOG_ATTEMPTS_ALL, false},
+	{NULL, 0, false},
+};
 
 /* hasura_events_define_gucs: registers every setting; called from _PG_init in every backend. */
 void
@@ -52,5 +61,13 @@ hasura_events_define_gucs(void)
 	DefineCustomStringVariable("hasura_events.allowed_peer_uids",
 	                           "Comma-separated OS user ids, besides the server's own, allowed to connect as sidecars.",
 	                           NULL, &hasura_events_allowed_peer_uids, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("hasura_events.metrics_interval",
+	                        "How often the dispatcher sends queue figures to connected sidecars (for their metrics).",
+	                        NULL, &hasura_events_metrics_interval_ms, 5000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+	                        NULL, NULL, NULL);
+	DefineCustomEnumVariable("hasura_events.log_attempts",
+	                         "Which delivery attempts the dispatcher writes to the server log (one JSON line each).",
+	                         NULL, &hasura_events_log_attempts, LOG_ATTEMPTS_FAILURES, log_attempts_options,
+	                         PGC_SIGHUP, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hasura_events");
 }

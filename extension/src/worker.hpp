@@ -12,6 +12,7 @@
 #endif
 
 extern "C" {
+#include "datatype/timestamp.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
 }
@@ -25,6 +26,10 @@ extern bool hasura_events_paused;
 extern int hasura_events_stats_log_interval_s;
 extern int hasura_events_max_retry_after_attempts;
 extern char *hasura_events_allowed_peer_uids;
+extern int hasura_events_metrics_interval_ms;
+extern int hasura_events_log_attempts;
+
+enum { LOG_ATTEMPTS_NONE, LOG_ATTEMPTS_FAILURES, LOG_ATTEMPTS_ALL };
 
 extern void hasura_events_define_gucs(void);
 
@@ -38,6 +43,17 @@ typedef struct DispatcherSlot {
 	bool wanted;       /* someone asked for a dispatcher here (CREATE EXTENSION, a commit) */
 	bool dropping;     /* DROP DATABASE in progress: do not start one */
 	bool no_extension; /* last dispatcher found no extension: start only when wanted */
+	/* what the running dispatcher reports (hasura_events.worker_status) */
+	uint32 starts;            /* dispatcher starts since the slot was taken */
+	TimestampTz started_at;
+	int32 sidecars;           /* connected and past the handshake */
+	int64 inflight;           /* claims not yet recorded */
+	uint64 events_fetched;
+	uint64 fetches;
+	TimestampTz last_fetch_at;
+	uint64 delivered;
+	uint64 retried;
+	uint64 dead;
 } DispatcherSlot;
 
 typedef struct HasuraEventsShmem {

@@ -425,7 +425,7 @@ TEST(Dispatch, PingPongAndStatsJson)
 	auto msgs = s.received();
 	ASSERT_EQ(msgs.size(), 1u);
 	EXPECT_EQ(std::get<proto::Pong>(msgs[0]).token, 42u);
-	d.note_fetch(7);
+	d.note_fetch(7, 0.001);
 	EXPECT_NE(d.stats_json().find("\"num_events_fetched\": 7"), std::string::npos);
 	EXPECT_NE(d.stats_json().find("\"type\": \"event-trigger-process\""), std::string::npos);
 }

@@ -8,6 +8,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 
 using namespace hasura_events::proto;
@@ -26,6 +29,7 @@ sample_deliver()
 	d.timeout_sec = 30;
 	d.attempt = 4;
 	d.body = std::string("{\"id\":\"x\",\"bin\":\"") + std::string("\0\xff\x80", 3) + "\"}";
+	d.created_at_ms = 1716286272345; /* 2024-05-21T10:11:12.345Z */
 	return d;
 }
 
@@ -44,6 +48,19 @@ sample_outcome()
 	return o;
 }
 
+Stats
+sample_stats()
+{
+	const double inf = std::numeric_limits<double>::infinity();
+	Stats st;
+	st.database = "postgres";
+	st.worker_restarts = 3;
+	st.inflight = UINT64_MAX;
+	st.fetches = {{0.0125, 100}, {0, 0}, {-0.0, UINT32_MAX}, {std::nan(""), 1}, {inf, 2}};
+	st.triggers = {{"user_created", 42, 12.5, 7, 1}, {"", 0, -inf, 0, UINT64_MAX}, {"z\xff\n", 1, 1e300, 2, 3}};
+	return st;
+}
+
 std::vector<Message>
 all_messages()
 {
@@ -53,6 +70,9 @@ all_messages()
 	negative.http_status = -1;
 	negative.retry_after_sec = INT64_MIN;
 	negative.error = "Couldn't connect to server";
+	Deliver before_epoch;
+	before_epoch.event_id = "old";
+	before_epoch.created_at_ms = -1;
 	return {
 		Hello{kVersion, "host:123", 100},
 		Welcome{kVersion, "postgres", 1u << 20},
@@ -66,6 +86,9 @@ all_messages()
 		Goodbye{"shutting down"},
 		Deliver{},
 		Outcome{},
+		before_epoch,
+		sample_stats(),
+		Stats{},
 	};
 }
 
@@ -144,7 +167,7 @@ operator==(const Deliver &a, const Deliver &b)
 {
 	return a.event_id == b.event_id && a.trigger_name == b.trigger_name && a.webhook == b.webhook &&
 		   a.webhook_from_env == b.webhook_from_env && a.headers == b.headers && a.timeout_sec == b.timeout_sec &&
-		   a.attempt == b.attempt && a.body == b.body;
+		   a.attempt == b.attempt && a.body == b.body && a.created_at_ms == b.created_at_ms;
 }
 bool
 operator==(const Outcome &a, const Outcome &b)
@@ -167,6 +190,30 @@ bool
 operator==(const Goodbye &a, const Goodbye &b)
 {
 	return a.reason == b.reason;
+}
+/* doubles compare by their bits, so NaN equals itself and -0 differs from 0 */
+bool
+same_bits(double a, double b)
+{
+	return memcmp(&a, &b, sizeof a) == 0;
+}
+bool
+operator==(const Stats &a, const Stats &b)
+{
+	if (a.database != b.database || a.worker_restarts != b.worker_restarts || a.inflight != b.inflight ||
+		a.fetches.size() != b.fetches.size() || a.triggers.size() != b.triggers.size())
+		return false;
+	for (size_t i = 0; i < a.fetches.size(); i++) {
+		if (!same_bits(a.fetches[i].seconds, b.fetches[i].seconds) || a.fetches[i].events != b.fetches[i].events)
+			return false;
+	}
+	for (size_t i = 0; i < a.triggers.size(); i++) {
+		const TriggerStats &x = a.triggers[i], &y = b.triggers[i];
+		if (x.name != y.name || x.pending != y.pending || !same_bits(x.oldest_pending_age_sec, y.oldest_pending_age_sec) ||
+			x.retries_scheduled != y.retries_scheduled || x.errored != y.errored)
+			return false;
+	}
+	return true;
 }
 } // namespace hasura_events::proto
 
@@ -197,12 +244,68 @@ TEST(Protocol, WireLayoutIsBigEndian)
 								 17));
 }
 
+TEST(Protocol, F64IsBinary64BitsBigEndian)
+{
+	Stats st;
+	st.fetches = {{1.5, 7}};
+	std::string body = frame_of(st).substr(5);
+	/* database "" (u32 0), worker_restarts, inflight (2 x u64 0), fetch_count 1, then f64 1.5 = 0x3FF8000000000000 */
+	std::string expected = std::string(4 + 8 + 8, '\0') + std::string("\x00\x00\x00\x01", 4) +
+						   std::string("\x3f\xf8\x00\x00\x00\x00\x00\x00", 8) + std::string("\x00\x00\x00\x07", 4) +
+						   std::string("\x00\x00\x00\x00", 4);
+	EXPECT_EQ(body, expected);
+	EXPECT_EQ(frame_of(st)[4], '\x0a') << "Stats is type 10";
+}
+
+TEST(Protocol, DeliverCreatedAtIsTrailingI64)
+{
+	Deliver d;
+	d.created_at_ms = -2;
+	std::string bytes = frame_of(d);
+	EXPECT_EQ(bytes.substr(bytes.size() - 8), std::string("\xff\xff\xff\xff\xff\xff\xff\xfe", 8));
+	/* a Deliver without the field (the layout before it was added) is too short */
+	std::string old_body = bytes.substr(5, bytes.size() - 5 - 8);
+	std::string error = expect_error(raw_frame(5, old_body));
+	EXPECT_NE(error.find("field created_at_ms"), std::string::npos) << error;
+}
+
+TEST(Protocol, StatsKeepsNonFiniteValues)
+{
+	Message out;
+	std::string error;
+	ASSERT_EQ(read_one(frame_of(sample_stats()), out, error), FrameReader::Result::Ok) << error;
+	const Stats &st = std::get<Stats>(out);
+	EXPECT_TRUE(std::isnan(st.fetches[3].seconds));
+	EXPECT_TRUE(std::isinf(st.fetches[4].seconds));
+	EXPECT_TRUE(std::signbit(st.fetches[2].seconds));
+	EXPECT_EQ(st.triggers[1].oldest_pending_age_sec, -std::numeric_limits<double>::infinity());
+	EXPECT_EQ(st.triggers[2].name, "z\xff\n");
+	EXPECT_EQ(st.inflight, UINT64_MAX);
+}
+
+TEST(Protocol, HugeStatsCountsDoNotAllocate)
+{
+	std::string body = frame_of(Stats{}).substr(5);
+	/* database (u32 0), two u64, then fetch_count */
+	std::string fetches = body;
+	fetches.replace(20, 4, std::string("\xff\xff\xff\xff", 4));
+	std::string error = expect_error(raw_frame(10, fetches));
+	EXPECT_NE(error.find("Stats frame too short: field fetch seconds"), std::string::npos) << error;
+	std::string triggers = body;
+	triggers.replace(24, 4, std::string("\xff\xff\xff\xf0", 4));
+	error = expect_error(raw_frame(10, triggers));
+	EXPECT_NE(error.find("Stats frame too short: field trigger name"), std::string::npos) << error;
+}
+
 TEST(Protocol, TypeNames)
 {
 	EXPECT_STREQ(type_name(Message{Deliver{}}), "Deliver");
 	EXPECT_STREQ(type_name(Message{Goodbye{}}), "Goodbye");
 	EXPECT_STREQ(type_name(MsgType::Hello), "Hello");
 	EXPECT_STREQ(type_name(static_cast<MsgType>(0)), "unknown");
+	EXPECT_STREQ(type_name(Message{Stats{}}), "Stats");
+	EXPECT_EQ(type_of(Message{Stats{}}), MsgType::Stats);
+	EXPECT_STREQ(type_name(static_cast<MsgType>(11)), "unknown");
 	EXPECT_EQ(type_of(Message{Outcome{}}), MsgType::Outcome);
 	EXPECT_STREQ(outcome_kind_name(OutcomeKind::HttpError), "http_error");
 }
@@ -287,7 +390,7 @@ TEST(Protocol, OversizedFrameRefusedBeforeBody)
 TEST(Protocol, UnknownTypeIsMalformed)
 {
 	EXPECT_EQ(expect_error(raw_frame(0, "")), "unknown message type 0");
-	EXPECT_EQ(expect_error(raw_frame(10, "abc")), "unknown message type 10");
+	EXPECT_EQ(expect_error(raw_frame(11, "abc")), "unknown message type 11");
 	EXPECT_EQ(expect_error(raw_frame(255, "")), "unknown message type 255");
 }
 

@@ -1,0 +1,143 @@
+/*
+ * sidecar/event_metrics.cpp
+ *
+ * Definitions of the sidecar's metrics and how each event, attempt and Stats frame moves them.
+ * Times from created_at use the wall clock (the worker's created_at is wall-clock time); an
+ * event without created_at (0, from an older worker) is left out of those two histograms.
+ */
+#include "event_metrics.hpp"
+
+namespace hasura_events::sidecar {
+
+namespace {
+
+using Type = MetricFamily::Type;
+
+const char *
+status_label(proto::OutcomeKind kind) {
+	return kind == proto::OutcomeKind::Delivered ? "success" : "failed";
+}
+
+double
+seconds_since(int64_t created_at_ms, int64_t now_ms) {
+	int64_t ms = now_ms - created_at_ms;
+	return ms < 0 ? 0.0 : double(ms) / 1000.0; /* clocks of two hosts may disagree a little */
+}
+
+} // namespace
+
+EventMetrics::EventMetrics()
+	: fetch_time_(registry_.add("hasura_event_fetch_time_per_batch_seconds",
+								"Time the worker took to claim one batch of events from the event log.",
+								Type::Histogram, {"database"}, kLatencyBuckets)),
+	  fetched_per_batch_(registry_.add("hasura_events_fetched_per_batch",
+									   "Number of events in the last batch the worker claimed.", Type::Gauge,
+									   {"database"})),
+	  queue_time_(registry_.add("hasura_event_queue_time_seconds",
+								"Time from an event's creation to the start of its delivery attempt.", Type::Histogram,
+								{"database", "trigger"}, kAgeBuckets)),
+	  webhook_time_(registry_.add("hasura_event_webhook_processing_time_seconds",
+								  "Duration of one HTTP attempt to the webhook.", Type::Histogram,
+								  {"database", "trigger"}, kLatencyBuckets)),
+	  processing_time_(registry_.add("hasura_event_processing_time_seconds",
+									 "Time from an event's creation to the outcome of its delivery attempt.",
+									 Type::Histogram, {"database", "trigger"}, kAgeBuckets)),
+	  http_workers_(registry_.add("hasura_event_trigger_http_workers",
+								  "Delivery attempts in flight (HTTP workers busy).", Type::Gauge)),
+	  invocations_(registry_.add("hasura_event_invocations_total",
+								 "Delivery attempts that ended, by result: success (2xx) or failed.", Type::Counter,
+								 {"database", "trigger", "status"})),
+	  processed_(registry_.add("hasura_event_processed_total",
+							   "Events whose attempt outcome was reported to the worker, by result: success (2xx) "
+							   "or failed.",
+							   Type::Counter, {"database", "trigger", "status"})),
+	  request_bytes_(registry_.add("hasura_event_trigger_request_bytes_total", "Payload bytes sent to webhooks.",
+								   Type::Counter, {"database", "trigger"})),
+	  response_bytes_(registry_.add("hasura_event_trigger_response_bytes_total",
+									"Response body bytes received from webhooks.", Type::Counter,
+									{"database", "trigger"})),
+	  pending_(registry_.add("hasura_events_pending_events",
+							 "Undelivered events that are not errored, as last reported by the worker.", Type::Gauge,
+							 {"database", "trigger"})),
+	  oldest_age_(registry_.add("hasura_events_oldest_pending_age_seconds",
+								"Age of the oldest pending event, as last reported by the worker.", Type::Gauge,
+								{"database", "trigger"})),
+	  retries_(registry_.add("hasura_events_retries_scheduled",
+							 "Pending events waiting for a retry, as last reported by the worker.", Type::Gauge,
+							 {"database", "trigger"})),
+	  errored_(registry_.add("hasura_events_error_events",
+							 "Events whose retries are exhausted (error = true), as last reported by the worker.",
+							 Type::Gauge, {"database", "trigger"})),
+	  inflight_(registry_.add("hasura_events_inflight",
+							  "Events the worker has claimed and not yet recorded an outcome for.", Type::Gauge,
+							  {"database"})),
+	  restarts_(registry_.add("hasura_events_worker_restarts_total",
+							  "Times the database's dispatcher worker was restarted since the server started.",
+							  Type::Counter, {"database"})),
+	  connected_(registry_.add("hasura_events_connected_workers",
+							   "Workers (databases) this sidecar has completed the handshake with.", Type::Gauge)),
+	  queue_length_(registry_.add("hasura_events_sidecar_queue_length",
+								  "Deliveries received from the workers and waiting for a free HTTP worker.",
+								  Type::Gauge)) {}
+
+void
+EventMetrics::attempt_started(const std::string &database, const proto::Deliver &d, int64_t now_ms) {
+	if (d.created_at_ms != 0)
+		queue_time_.observe({database, d.trigger_name}, seconds_since(d.created_at_ms, now_ms));
+}
+
+void
+EventMetrics::attempt_finished(const std::string &database, const proto::Deliver &d, const Finished &f,
+							   int64_t now_ms) {
+	const std::string &trigger = d.trigger_name;
+	const char *status = status_label(f.kind);
+	invocations_.inc({database, trigger, status});
+	if (f.reported)
+		processed_.inc({database, trigger, status});
+	if (f.http_sent) {
+		webhook_time_.observe({database, trigger}, f.http_seconds);
+		request_bytes_.inc({database, trigger}, double(f.request_bytes));
+		response_bytes_.inc({database, trigger}, double(f.response_bytes));
+	}
+	if (d.created_at_ms != 0)
+		processing_time_.observe({database, trigger}, seconds_since(d.created_at_ms, now_ms));
+}
+
+/*
+ * EventMetrics::apply_stats: the per-trigger gauges are replaced as a whole, so a trigger that
+ * was dropped (or has nothing left to report) disappears from the output.
+ */
+void
+EventMetrics::apply_stats(const proto::Stats &st) {
+	const std::string &db = st.database;
+	for (MetricFamily *f : {&pending_, &oldest_age_, &retries_, &errored_})
+		f->remove_where(0, db);
+	for (const proto::TriggerStats &t : st.triggers) {
+		pending_.set({db, t.name}, double(t.pending));
+		oldest_age_.set({db, t.name}, t.oldest_pending_age_sec);
+		retries_.set({db, t.name}, double(t.retries_scheduled));
+		errored_.set({db, t.name}, double(t.errored));
+	}
+	inflight_.set({db}, double(st.inflight));
+	restarts_.set({db}, double(st.worker_restarts));
+	for (const proto::FetchSample &f : st.fetches)
+		fetch_time_.observe({db}, f.seconds);
+	if (!st.fetches.empty())
+		fetched_per_batch_.set({db}, double(st.fetches.back().events));
+}
+
+void
+EventMetrics::worker_disconnected(const std::string &database) {
+	for (MetricFamily *f : {&pending_, &oldest_age_, &retries_, &errored_, &inflight_, &fetched_per_batch_})
+		f->remove_where(0, database);
+}
+
+std::string
+EventMetrics::render(uint64_t http_workers, uint64_t connected_workers, uint64_t queue_length) {
+	http_workers_.set({}, double(http_workers));
+	connected_.set({}, double(connected_workers));
+	queue_length_.set({}, double(queue_length));
+	return registry_.render();
+}
+
+} // namespace hasura_events::sidecar

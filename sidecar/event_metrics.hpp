@@ -1,0 +1,59 @@
+/*
+ * sidecar/event_metrics.hpp
+ *
+ * The sidecar's metrics (docs/observability.md lists them): Hasura's event trigger metrics, the
+ * figures of the workers' Stats frames, and the sidecar's own gauges. The event loop reports
+ * what happens; this class keeps the figures and renders them. Labels are bounded: database and
+ * trigger names only, never event ids or URLs.
+ */
+#pragma once
+
+#include "metrics.hpp"
+#include "protocol.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace hasura_events::sidecar {
+
+class EventMetrics {
+  public:
+	EventMetrics();
+
+	/* attempt_started: an attempt of the event begins now (Unix ms) */
+	void attempt_started(const std::string &database, const proto::Deliver &d, int64_t now_ms);
+
+	struct Finished {
+		proto::OutcomeKind kind = proto::OutcomeKind::ClientError;
+		bool http_sent = false;		 /* the request reached curl (bytes and duration are meaningful) */
+		double http_seconds = 0;	 /* duration of the HTTP attempt */
+		uint64_t request_bytes = 0;	 /* body bytes posted */
+		uint64_t response_bytes = 0; /* body bytes received, before the --max-response-bytes cap */
+		bool reported = true;		 /* the Outcome went to the worker (its connection was still open) */
+	};
+	/* attempt_finished: the attempt of the event has its outcome now (Unix ms) */
+	void attempt_finished(const std::string &database, const proto::Deliver &d, const Finished &f, int64_t now_ms);
+
+	/* apply_stats replaces the database's worker figures with the frame's and observes its fetches */
+	void apply_stats(const proto::Stats &st);
+	/* worker_disconnected forgets the database's gauges (they would go stale) */
+	void worker_disconnected(const std::string &database);
+
+	/* render sets the sidecar-wide gauges and returns the exposition text */
+	std::string render(uint64_t http_workers, uint64_t connected_workers, uint64_t queue_length);
+
+	MetricsRegistry &
+	registry() {
+		return registry_;
+	}
+
+  private:
+	MetricsRegistry registry_;
+	MetricFamily &fetch_time_, &fetched_per_batch_;
+	MetricFamily &queue_time_, &webhook_time_, &processing_time_;
+	MetricFamily &http_workers_, &invocations_, &processed_, &request_bytes_, &response_bytes_;
+	MetricFamily &pending_, &oldest_age_, &retries_, &errored_, &inflight_, &restarts_;
+	MetricFamily &connected_, &queue_length_;
+};
+
+} // namespace hasura_events::sidecar

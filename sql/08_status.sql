@@ -1,0 +1,67 @@
+-- Operator views: per-trigger status, dead events, and the workers.
+SET TimeZone = 'UTC';
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS hasura_events;
+RESET client_min_messages;
+CREATE TABLE status_t (id int PRIMARY KEY, v text);
+SELECT hasura_events.create_event_trigger('{"name": "st_a", "table": "status_t", "webhook": "http://localhost/a",
+                                            "insert": {"columns": "*"}}');
+SELECT hasura_events.create_event_trigger('{"name": "st_b", "table": "status_t", "webhook": "http://localhost/b",
+                                            "delete": {"columns": "*"}}');
+INSERT INTO status_t SELECT g, 'v' FROM generate_series(1, 5) g;
+
+-- five pending events of st_a, none of st_b
+SELECT trigger_name, schema_name, table_name, pending, retrying, errored, delivered_last_hour,
+       oldest_pending_age IS NOT NULL AS has_age
+FROM hasura_events.trigger_status ORDER BY trigger_name;
+
+-- make the picture the dispatcher would: one delivered, one waiting for a retry, one dead with
+-- its attempts logged
+WITH ids AS (SELECT id, row_number() OVER (ORDER BY payload->'data'->'new'->>'id') AS n
+             FROM hdb_catalog.event_log WHERE trigger_name = 'st_a')
+UPDATE hdb_catalog.event_log e
+   SET delivered = (ids.n = 1), tries = 1,
+       next_retry_at = CASE WHEN ids.n = 2 THEN now() + interval '1 hour' END,
+       error = (ids.n = 3)
+  FROM ids WHERE e.id = ids.id AND ids.n <= 3;
+INSERT INTO hdb_catalog.event_invocation_logs (event_id, trigger_name, status, request, response, created_at)
+SELECT id, 'st_a', s.status, '{}', s.response::json, s.at
+FROM hdb_catalog.event_log e,
+     (VALUES (500, '{"type": "webhook_response", "data": {"body": "first failure", "status": 500}, "version": "2"}',
+              now() - interval '1 minute'),
+             (NULL, '{"type": "client_error", "data": {"message": "Timeout was reached"}, "version": "2"}', now()))
+       AS s(status, response, at)
+WHERE e.trigger_name = 'st_a' AND e.error;
+
+SELECT trigger_name, pending, retrying, errored, delivered_last_hour FROM hasura_events.trigger_status
+ORDER BY trigger_name;
+SELECT trigger_name, schema_name, table_name, tries, last_status, last_error, payload->'data'->'new'->>'id' AS row_id
+FROM hasura_events.dead_events;
+
+-- an archived dead event (its trigger was deleted) is no longer listed
+SELECT hasura_events.delete_event_trigger('st_a');
+SELECT count(*) AS dead_listed FROM hasura_events.dead_events;
+SELECT count(*) AS st_a_in_status FROM hasura_events.trigger_status WHERE trigger_name = 'st_a';
+
+-- the dispatcher of this database runs (no sidecar is connected in the regression cluster);
+-- the launcher started it when CREATE EXTENSION committed
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM hasura_events.worker_status
+                          WHERE database = current_database() AND dispatcher_pid IS NOT NULL);
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
+SELECT database = current_database() AS this_db, dispatcher_pid IS NOT NULL AS running, sidecars, inflight,
+       launcher_pid IS NOT NULL AS launcher_running
+FROM hasura_events.worker_status WHERE database = current_database();
+
+-- not for PUBLIC
+CREATE ROLE status_nobody;
+SET ROLE status_nobody;
+SELECT * FROM hasura_events.trigger_status;
+SELECT * FROM hasura_events.worker_status;
+RESET ROLE;
+DROP ROLE status_nobody;
