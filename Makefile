@@ -71,11 +71,14 @@ demo: deps
 bench: deps
 	./bench/run.sh $(BENCH_MODE)
 
+FORMAT_FILES = $(wildcard extension/src/*.cpp extension/src/*.hpp extension/core/*.cpp extension/core/*.hpp \
+                 protocol/*.cpp protocol/*.hpp sidecar/*.cpp sidecar/*.hpp tests/unit/*.cpp bench/*.cpp)
+
 format:
-	clang-format -i extension/src/*.cpp extension/src/*.hpp extension/core/*.cpp extension/core/*.hpp protocol/*.cpp protocol/*.hpp sidecar/*.cpp sidecar/*.hpp tests/unit/*.cpp
+	clang-format -i $(FORMAT_FILES)
 
 lint:
-	clang-format --dry-run --Werror extension/src/*.cpp extension/src/*.hpp extension/core/*.cpp extension/core/*.hpp protocol/*.cpp protocol/*.hpp sidecar/*.cpp sidecar/*.hpp tests/unit/*.cpp
+	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 # Headers are few; rebuild every object when one changes.
 $(OBJS): $(wildcard extension/src/*.hpp extension/core/*.hpp protocol/*.hpp)

@@ -437,8 +437,8 @@ decode_body(Reader &r, Stats &m)
 	}
 }
 
-const char *const kTypeNames[] = {"Hello",	 "Welcome", "Reject", "Credit",	 "Deliver",
-								  "Outcome", "Ping",	"Pong",	  "Goodbye", "Stats"};
+const char *const kTypeNames[] = {"Hello",   "Welcome", "Reject", "Credit",  "Deliver",
+								  "Outcome", "Ping",    "Pong",   "Goodbye", "Stats"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Message>);
 
 /*
@@ -587,12 +587,9 @@ const char *
 outcome_kind_name(OutcomeKind kind)
 {
 	switch (kind) {
-	case OutcomeKind::Delivered:
-		return "delivered";
-	case OutcomeKind::HttpError:
-		return "http_error";
-	case OutcomeKind::ClientError:
-		return "client_error";
+	case OutcomeKind::Delivered: return "delivered";
+	case OutcomeKind::HttpError: return "http_error";
+	case OutcomeKind::ClientError: return "client_error";
 	}
 	return "unknown";
 }

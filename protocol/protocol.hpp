@@ -110,10 +110,10 @@ struct FetchSample {
 /* The worker's view of one trigger's queue, as of the Stats that carries it. */
 struct TriggerStats {
 	std::string name;
-	uint64_t pending = 0;			   /* undelivered, not errored events */
+	uint64_t pending = 0;              /* undelivered, not errored events */
 	double oldest_pending_age_sec = 0; /* age of the oldest of them */
-	uint64_t retries_scheduled = 0;	   /* pending events waiting for a retry */
-	uint64_t errored = 0;			   /* events whose retries are exhausted */
+	uint64_t retries_scheduled = 0;    /* pending events waiting for a retry */
+	uint64_t errored = 0;              /* events whose retries are exhausted */
 };
 
 /*
@@ -122,8 +122,8 @@ struct TriggerStats {
  */
 struct Stats {
 	std::string database;
-	uint64_t worker_restarts = 0; /* dispatcher starts in this database since the server started, minus 1 */
-	uint64_t inflight = 0;		  /* events claimed and not yet recorded */
+	uint64_t worker_restarts = 0;     /* dispatcher starts in this database since the server started, minus 1 */
+	uint64_t inflight = 0;            /* events claimed and not yet recorded */
 	std::vector<FetchSample> fetches; /* every claim since the previous Stats */
 	std::vector<TriggerStats> triggers;
 };
@@ -150,7 +150,7 @@ const char *outcome_kind_name(OutcomeKind kind); /* "delivered", "http_error", "
  * the next complete frame. An Error is sticky: the connection must be closed.
  */
 class FrameReader {
-  public:
+public:
 	explicit FrameReader(uint32_t max_frame = kDefaultMaxFrame);
 
 	void feed(const char *data, size_t len);
@@ -165,7 +165,7 @@ class FrameReader {
 		return max_frame_;
 	}
 
-  private:
+private:
 	std::string buf_;
 	size_t pos_ = 0; /* start of the first undecoded byte in buf_ */
 	uint32_t max_frame_;

@@ -36,7 +36,10 @@ Attempt::Attempt(uint64_t conn_id, proto::Deliver deliver, uint32_t max_response
 	outcome_.event_id = deliver_.event_id;
 }
 
-Attempt::~Attempt() { detach(); }
+Attempt::~Attempt()
+{
+	detach();
+}
 
 /*
  * Attempt::detach removes the easy handle from the multi; curl requires that before cleanup.

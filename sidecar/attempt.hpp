@@ -23,7 +23,7 @@ namespace hasura_events::sidecar {
 using Clock = std::chrono::steady_clock;
 
 class Attempt {
-  public:
+public:
 	/* Attempt does not start anything: call start() */
 	Attempt(uint64_t conn_id, proto::Deliver deliver, uint32_t max_response_bytes);
 	~Attempt();
@@ -81,7 +81,7 @@ class Attempt {
 		return http_seconds_;
 	}
 
-  private:
+private:
 	static size_t on_body(char *data, size_t size, size_t nmemb, void *self);
 	static size_t on_header(char *data, size_t size, size_t nmemb, void *self);
 	void fail(const std::string &error);

@@ -16,7 +16,7 @@
 namespace hasura_events::sidecar {
 
 class CurlError : public std::runtime_error {
-  public:
+public:
 	using std::runtime_error::runtime_error;
 };
 
@@ -64,7 +64,7 @@ using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 
 /* CurlGlobal brackets curl_global_init / curl_global_cleanup */
 class CurlGlobal {
-  public:
+public:
 	CurlGlobal() { CURL_CHECK(curl_global_init(CURL_GLOBAL_DEFAULT)); }
 	~CurlGlobal() { curl_global_cleanup(); }
 	CurlGlobal(const CurlGlobal &) = delete;
@@ -73,7 +73,7 @@ class CurlGlobal {
 
 /* Fd owns a file descriptor */
 class Fd {
-  public:
+public:
 	Fd() = default;
 	explicit Fd(int fd) : fd_(fd) {}
 	Fd(Fd &&o) noexcept : fd_(o.release()) {}
@@ -109,7 +109,7 @@ class Fd {
 		fd_ = fd;
 	}
 
-  private:
+private:
 	int fd_ = -1;
 };
 

@@ -21,7 +21,7 @@ std::vector<std::string> scan_sockets(const std::string &prefix_path, std::strin
 
 /* Backoff: 100 ms doubling to 5 s; reset after a successful handshake */
 class Backoff {
-  public:
+public:
 	static constexpr uint32_t kInitialMs = 100;
 	static constexpr uint32_t kMaxMs = 5000;
 	uint32_t next_delay_ms();
@@ -31,7 +31,7 @@ class Backoff {
 		next_ms_ = kInitialMs;
 	}
 
-  private:
+private:
 	uint32_t next_ms_ = kInitialMs;
 };
 

@@ -14,12 +14,14 @@ namespace {
 using Type = MetricFamily::Type;
 
 const char *
-status_label(proto::OutcomeKind kind) {
+status_label(proto::OutcomeKind kind)
+{
 	return kind == proto::OutcomeKind::Delivered ? "success" : "failed";
 }
 
 double
-seconds_since(int64_t created_at_ms, int64_t now_ms) {
+seconds_since(int64_t created_at_ms, int64_t now_ms)
+{
 	int64_t ms = now_ms - created_at_ms;
 	return ms < 0 ? 0.0 : double(ms) / 1000.0; /* clocks of two hosts may disagree a little */
 }
@@ -78,17 +80,20 @@ EventMetrics::EventMetrics()
 							   "Workers (databases) this sidecar has completed the handshake with.", Type::Gauge)),
 	  queue_length_(registry_.add("hasura_events_sidecar_queue_length",
 								  "Deliveries received from the workers and waiting for a free HTTP worker.",
-								  Type::Gauge)) {}
+								  Type::Gauge))
+{
+}
 
 void
-EventMetrics::attempt_started(const std::string &database, const proto::Deliver &d, int64_t now_ms) {
+EventMetrics::attempt_started(const std::string &database, const proto::Deliver &d, int64_t now_ms)
+{
 	if (d.created_at_ms != 0)
 		queue_time_.observe({database, d.trigger_name}, seconds_since(d.created_at_ms, now_ms));
 }
 
 void
-EventMetrics::attempt_finished(const std::string &database, const proto::Deliver &d, const Finished &f,
-							   int64_t now_ms) {
+EventMetrics::attempt_finished(const std::string &database, const proto::Deliver &d, const Finished &f, int64_t now_ms)
+{
 	const std::string &trigger = d.trigger_name;
 	const char *status = status_label(f.kind);
 	invocations_.inc({database, trigger, status});
@@ -108,7 +113,8 @@ EventMetrics::attempt_finished(const std::string &database, const proto::Deliver
  * was dropped (or has nothing left to report) disappears from the output.
  */
 void
-EventMetrics::apply_stats(const proto::Stats &st) {
+EventMetrics::apply_stats(const proto::Stats &st)
+{
 	const std::string &db = st.database;
 	for (MetricFamily *f : {&pending_, &oldest_age_, &retries_, &errored_})
 		f->remove_where(0, db);
@@ -127,13 +133,15 @@ EventMetrics::apply_stats(const proto::Stats &st) {
 }
 
 void
-EventMetrics::worker_disconnected(const std::string &database) {
+EventMetrics::worker_disconnected(const std::string &database)
+{
 	for (MetricFamily *f : {&pending_, &oldest_age_, &retries_, &errored_, &inflight_, &fetched_per_batch_})
 		f->remove_where(0, database);
 }
 
 std::string
-EventMetrics::render(uint64_t http_workers, uint64_t connected_workers, uint64_t queue_length) {
+EventMetrics::render(uint64_t http_workers, uint64_t connected_workers, uint64_t queue_length)
+{
 	http_workers_.set({}, double(http_workers));
 	connected_.set({}, double(connected_workers));
 	queue_length_.set({}, double(queue_length));

@@ -17,7 +17,7 @@
 namespace hasura_events::sidecar {
 
 class EventMetrics {
-  public:
+public:
 	EventMetrics();
 
 	/* attempt_started: an attempt of the event begins now (Unix ms) */
@@ -25,11 +25,11 @@ class EventMetrics {
 
 	struct Finished {
 		proto::OutcomeKind kind = proto::OutcomeKind::ClientError;
-		bool http_sent = false;		 /* the request reached curl (bytes and duration are meaningful) */
-		double http_seconds = 0;	 /* duration of the HTTP attempt */
-		uint64_t request_bytes = 0;	 /* body bytes posted */
+		bool http_sent = false;      /* the request reached curl (bytes and duration are meaningful) */
+		double http_seconds = 0;     /* duration of the HTTP attempt */
+		uint64_t request_bytes = 0;  /* body bytes posted */
 		uint64_t response_bytes = 0; /* body bytes received, before the --max-response-bytes cap */
-		bool reported = true;		 /* the Outcome went to the worker (its connection was still open) */
+		bool reported = true;        /* the Outcome went to the worker (its connection was still open) */
 	};
 	/* attempt_finished: the attempt of the event has its outcome now (Unix ms) */
 	void attempt_finished(const std::string &database, const proto::Deliver &d, const Finished &f, int64_t now_ms);
@@ -43,11 +43,12 @@ class EventMetrics {
 	std::string render(uint64_t http_workers, uint64_t connected_workers, uint64_t queue_length);
 
 	MetricsRegistry &
-	registry() {
+	registry()
+	{
 		return registry_;
 	}
 
-  private:
+private:
 	MetricsRegistry registry_;
 	MetricFamily &fetch_time_, &fetched_per_batch_;
 	MetricFamily &queue_time_, &webhook_time_, &processing_time_;

@@ -19,7 +19,8 @@ namespace hasura_events::sidecar {
 namespace {
 
 bool
-is_token_char(char c) {
+is_token_char(char c)
+{
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		   std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
@@ -31,7 +32,8 @@ is_token_char(char c) {
  * "METHOD SP origin-form-target SP HTTP/1.x"; header lines must be "name: value".
  */
 ParseResult
-parse_http_request(std::string_view data, HttpRequest &out) {
+parse_http_request(std::string_view data, HttpRequest &out)
+{
 	size_t end = data.find("\r\n\r\n");
 	size_t lf_end = data.find("\n\n");
 	if (lf_end != std::string_view::npos && (end == std::string_view::npos || lf_end < end))
@@ -95,30 +97,24 @@ parse_http_request(std::string_view data, HttpRequest &out) {
 }
 
 const char *
-http_reason(int status) {
+http_reason(int status)
+{
 	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 500:
-		return "Internal Server Error";
-	case 503:
-		return "Service Unavailable";
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
 	}
 	return "Unknown";
 }
 
 std::string
-format_http_response(const HttpResponse &r, bool head_only) {
+format_http_response(const HttpResponse &r, bool head_only)
+{
 	std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + http_reason(r.status) + "\r\n";
 	out += "Content-Type: " + r.content_type + "\r\n";
 	out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
@@ -135,7 +131,8 @@ format_http_response(const HttpResponse &r, bool head_only) {
  * parse_listen_address accepts numeric addresses only: the endpoint never resolves names.
  */
 bool
-parse_listen_address(const std::string &text, ListenAddress &out) {
+parse_listen_address(const std::string &text, ListenAddress &out)
+{
 	size_t colon = text.rfind(':');
 	if (colon == std::string::npos || colon + 1 >= text.size() || text.size() - colon - 1 > 5)
 		return false;
@@ -165,7 +162,8 @@ parse_listen_address(const std::string &text, ListenAddress &out) {
 HttpServer::HttpServer(Handler handler) : handler_(std::move(handler)) {}
 
 void
-HttpServer::listen(const ListenAddress &address) {
+HttpServer::listen(const ListenAddress &address)
+{
 	std::string shown = address.ipv6 ? "[" + address.host + "]:" + std::to_string(address.port)
 									 : address.host + ":" + std::to_string(address.port);
 	auto fail = [&](const char *what) {
@@ -211,12 +209,14 @@ HttpServer::listen(const ListenAddress &address) {
 }
 
 std::string
-HttpServer::bound_address() const {
+HttpServer::bound_address() const
+{
 	return bound_;
 }
 
 std::vector<HttpServer::PollFd>
-HttpServer::poll_fds() const {
+HttpServer::poll_fds() const
+{
 	std::vector<PollFd> fds;
 	if (!listen_fd_)
 		return fds;
@@ -227,7 +227,8 @@ HttpServer::poll_fds() const {
 }
 
 void
-HttpServer::on_ready(int fd, bool readable, bool writable) {
+HttpServer::on_ready(int fd, bool readable, bool writable)
+{
 	if (listen_fd_ && fd == listen_fd_.get()) {
 		if (readable)
 			accept_clients();
@@ -250,7 +251,8 @@ HttpServer::on_ready(int fd, bool readable, bool writable) {
  * response, within kClientTimeout.
  */
 int
-HttpServer::expire(Clock::time_point now, int max_ms) {
+HttpServer::expire(Clock::time_point now, int max_ms)
+{
 	int wait = max_ms;
 	for (auto it = clients_.begin(); it != clients_.end();) {
 		Client &c = it->second;
@@ -271,7 +273,8 @@ HttpServer::expire(Clock::time_point now, int max_ms) {
  * closed at once (scrapers retry; the loop must not grow without bound).
  */
 void
-HttpServer::accept_clients() {
+HttpServer::accept_clients()
+{
 	for (;;) {
 		int fd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -290,7 +293,8 @@ HttpServer::accept_clients() {
 }
 
 void
-HttpServer::read_client(Client &c) {
+HttpServer::read_client(Client &c)
+{
 	char buf[4096];
 	for (;;) {
 		size_t room = kMaxRequestBytes + 1 - c.in.size();
@@ -310,16 +314,14 @@ HttpServer::read_client(Client &c) {
 	}
 	HttpRequest req;
 	switch (parse_http_request(c.in, req)) {
-	case ParseResult::NeedMore:
-		return;
+	case ParseResult::NeedMore: return;
 	case ParseResult::Bad:
 		respond(c, HttpResponse{400, "text/plain; charset=utf-8", "bad request\n", {}}, false);
 		return;
 	case ParseResult::TooLarge:
 		respond(c, HttpResponse{431, "text/plain; charset=utf-8", "request too large\n", {}}, false);
 		return;
-	case ParseResult::Ok:
-		break;
+	case ParseResult::Ok: break;
 	}
 	HttpResponse r;
 	try {
@@ -331,7 +333,8 @@ HttpServer::read_client(Client &c) {
 }
 
 void
-HttpServer::respond(Client &c, const HttpResponse &r, bool head_only) {
+HttpServer::respond(Client &c, const HttpResponse &r, bool head_only)
+{
 	c.out = format_http_response(r, head_only);
 	c.out_off = 0;
 	c.responding = true;
@@ -345,7 +348,8 @@ HttpServer::respond(Client &c, const HttpResponse &r, bool head_only) {
  * that could cut the response short at the client).
  */
 void
-HttpServer::write_client(Client &c) {
+HttpServer::write_client(Client &c)
+{
 	while (c.out_off < c.out.size()) {
 		ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
 		if (n > 0) {

@@ -59,7 +59,7 @@ struct ListenAddress {
 bool parse_listen_address(const std::string &text, ListenAddress &out);
 
 class HttpServer {
-  public:
+public:
 	using Handler = std::function<HttpResponse(const HttpRequest &)>;
 	using Clock = std::chrono::steady_clock;
 
@@ -85,11 +85,12 @@ class HttpServer {
 	int expire(Clock::time_point now, int max_ms);
 
 	size_t
-	clients() const {
+	clients() const
+	{
 		return clients_.size();
 	}
 
-  private:
+private:
 	struct Client {
 		Fd fd;
 		std::string in;

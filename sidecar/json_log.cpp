@@ -61,21 +61,11 @@ json_quote(std::string_view s)
 	for (size_t i = 0; i < s.size();) {
 		unsigned char c = static_cast<unsigned char>(s[i]);
 		switch (c) {
-		case '"':
-			out += "\\\"";
-			break;
-		case '\\':
-			out += "\\\\";
-			break;
-		case '\n':
-			out += "\\n";
-			break;
-		case '\r':
-			out += "\\r";
-			break;
-		case '\t':
-			out += "\\t";
-			break;
+		case '"': out += "\\\""; break;
+		case '\\': out += "\\\\"; break;
+		case '\n': out += "\\n"; break;
+		case '\r': out += "\\r"; break;
+		case '\t': out += "\\t"; break;
 		default:
 			if (c < 0x20) {
 				char buf[8];

@@ -21,7 +21,7 @@ size_t utf8_sequence_length(std::string_view s, size_t i);
 std::string json_quote(std::string_view s);
 
 class LogLine {
-  public:
+public:
 	LogLine(LogLevel level, std::string_view msg);
 	LogLine &str(std::string_view key, std::string_view value);
 	LogLine &num(std::string_view key, int64_t value);
@@ -38,7 +38,7 @@ class LogLine {
 	}
 	void emit(); /* writes the line if its level is enabled */
 
-  private:
+private:
 	LogLevel level_;
 	std::string text_;
 };

@@ -38,17 +38,10 @@ run_main(int argc, char **argv)
 	std::vector<std::string> args(argv + 1, argv + argc);
 	ParsedArgs parsed = parse_args(args, [](const char *name) -> const char * { return getenv(name); });
 	switch (parsed.action) {
-	case ParsedArgs::Action::Help:
-		fputs(usage_text().c_str(), stdout);
-		return 0;
-	case ParsedArgs::Action::Version:
-		printf("hasura-events-sidecar %s\n", HASURA_EVENTS_VERSION);
-		return 0;
-	case ParsedArgs::Action::Error:
-		fprintf(stderr, "hasura-events-sidecar: %s\n", parsed.error.c_str());
-		return 2;
-	case ParsedArgs::Action::Run:
-		break;
+	case ParsedArgs::Action::Help: fputs(usage_text().c_str(), stdout); return 0;
+	case ParsedArgs::Action::Version: printf("hasura-events-sidecar %s\n", HASURA_EVENTS_VERSION); return 0;
+	case ParsedArgs::Action::Error: fprintf(stderr, "hasura-events-sidecar: %s\n", parsed.error.c_str()); return 2;
+	case ParsedArgs::Action::Run: break;
 	}
 	Options opt = parsed.options;
 	if (opt.id.empty())

@@ -15,15 +15,16 @@
 namespace hasura_events::sidecar {
 
 const std::vector<double> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-const std::vector<double> kAgeBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,	1,	 2.5,
-										 5,		10,	  30,	 60,   300, 900,  1800, 3600};
+const std::vector<double> kAgeBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,  1,   2.5,
+										 5,     10,   30,    60,   300, 900,  1800, 3600};
 
 /*
  * format_metric_value prints the shortest decimal that parses back to v, so bucket bounds read
  * 0.005 rather than 0.0050000000000000001, and integers print without an exponent up to 1e15.
  */
 std::string
-format_metric_value(double v) {
+format_metric_value(double v)
+{
 	if (std::isnan(v))
 		return "NaN";
 	if (std::isinf(v))
@@ -44,7 +45,8 @@ format_metric_value(double v) {
 }
 
 std::string
-escape_label_value(std::string_view s) {
+escape_label_value(std::string_view s)
+{
 	std::string out;
 	out.reserve(s.size());
 	for (size_t i = 0; i < s.size();) {
@@ -72,7 +74,8 @@ escape_label_value(std::string_view s) {
 }
 
 std::string
-escape_help(std::string_view s) {
+escape_help(std::string_view s)
+{
 	std::string out;
 	for (char c : s) {
 		if (c == '\\')
@@ -88,10 +91,13 @@ escape_help(std::string_view s) {
 MetricFamily::MetricFamily(std::string name, std::string help, Type type, std::vector<std::string> label_names,
 						   std::vector<double> buckets)
 	: name_(std::move(name)), help_(std::move(help)), type_(type), label_names_(std::move(label_names)),
-	  buckets_(std::move(buckets)) {}
+	  buckets_(std::move(buckets))
+{
+}
 
 MetricFamily::Series *
-MetricFamily::series_for(const LabelValues &values) {
+MetricFamily::series_for(const LabelValues &values)
+{
 	if (values.size() != label_names_.size())
 		return nullptr;
 	auto it = series_.find(values);
@@ -104,13 +110,15 @@ MetricFamily::series_for(const LabelValues &values) {
 }
 
 void
-MetricFamily::inc(const LabelValues &values, double delta) {
+MetricFamily::inc(const LabelValues &values, double delta)
+{
 	if (Series *s = series_for(values))
 		s->value += delta;
 }
 
 void
-MetricFamily::set(const LabelValues &values, double value) {
+MetricFamily::set(const LabelValues &values, double value)
+{
 	if (Series *s = series_for(values))
 		s->value = value;
 }
@@ -120,7 +128,8 @@ MetricFamily::set(const LabelValues &values, double value) {
  * makes the counts cumulative.
  */
 void
-MetricFamily::observe(const LabelValues &values, double value) {
+MetricFamily::observe(const LabelValues &values, double value)
+{
 	if (!std::isfinite(value))
 		return;
 	Series *s = series_for(values);
@@ -135,12 +144,14 @@ MetricFamily::observe(const LabelValues &values, double value) {
 }
 
 void
-MetricFamily::remove(const LabelValues &values) {
+MetricFamily::remove(const LabelValues &values)
+{
 	series_.erase(values);
 }
 
 void
-MetricFamily::remove_where(size_t index, std::string_view value) {
+MetricFamily::remove_where(size_t index, std::string_view value)
+{
 	for (auto it = series_.begin(); it != series_.end();) {
 		if (index < it->first.size() && it->first[index] == value)
 			it = series_.erase(it);
@@ -150,18 +161,21 @@ MetricFamily::remove_where(size_t index, std::string_view value) {
 }
 
 void
-MetricFamily::clear() {
+MetricFamily::clear()
+{
 	series_.clear();
 }
 
 const MetricFamily::Series *
-MetricFamily::find(const LabelValues &values) const {
+MetricFamily::find(const LabelValues &values) const
+{
 	auto it = series_.find(values);
 	return it == series_.end() ? nullptr : &it->second;
 }
 
 void
-MetricFamily::render_labels(std::string &out, const LabelValues &values, const char *le) const {
+MetricFamily::render_labels(std::string &out, const LabelValues &values, const char *le) const
+{
 	if (values.empty() && !le)
 		return;
 	out.push_back('{');
@@ -179,7 +193,8 @@ MetricFamily::render_labels(std::string &out, const LabelValues &values, const c
 }
 
 void
-MetricFamily::render(std::string &out) const {
+MetricFamily::render(std::string &out) const
+{
 	if (series_.empty())
 		return;
 	static const char *const kTypeNames[] = {"counter", "gauge", "histogram"};
@@ -213,14 +228,16 @@ MetricFamily::render(std::string &out) const {
 
 MetricFamily &
 MetricsRegistry::add(std::string name, std::string help, MetricFamily::Type type, std::vector<std::string> label_names,
-					 std::vector<double> buckets) {
+					 std::vector<double> buckets)
+{
 	families_.push_back(std::make_unique<MetricFamily>(std::move(name), std::move(help), type, std::move(label_names),
 													   std::move(buckets)));
 	return *families_.back();
 }
 
 std::string
-MetricsRegistry::render() const {
+MetricsRegistry::render() const
+{
 	std::string out;
 	for (const auto &f : families_)
 		f->render(out);

@@ -23,14 +23,14 @@ using LabelValues = std::vector<std::string>;
 
 /* Histogram bounds (upper, inclusive, ascending; +Inf is implicit) */
 extern const std::vector<double> kLatencyBuckets; /* 5 ms .. 10 s: HTTP attempts, claim queries */
-extern const std::vector<double> kAgeBuckets;	  /* 5 ms .. 1 h: how long events wait */
+extern const std::vector<double> kAgeBuckets;     /* 5 ms .. 1 h: how long events wait */
 
 class MetricFamily {
-  public:
+public:
 	enum class Type { Counter, Gauge, Histogram };
 
 	struct Series {
-		double value = 0;					 /* counter or gauge */
+		double value = 0;                    /* counter or gauge */
 		std::vector<uint64_t> bucket_counts; /* histogram: per bound, not cumulative; last is +Inf */
 		uint64_t count = 0;
 		double sum = 0;
@@ -51,18 +51,20 @@ class MetricFamily {
 
 	const Series *find(const LabelValues &values) const;
 	size_t
-	size() const {
+	size() const
+	{
 		return series_.size();
 	}
 	const std::string &
-	name() const {
+	name() const
+	{
 		return name_;
 	}
 
 	/* render appends HELP, TYPE and every series; a family without series renders nothing */
 	void render(std::string &out) const;
 
-  private:
+private:
 	Series *series_for(const LabelValues &values);
 	void render_labels(std::string &out, const LabelValues &values, const char *le) const;
 
@@ -74,13 +76,13 @@ class MetricFamily {
 };
 
 class MetricsRegistry {
-  public:
+public:
 	MetricFamily &add(std::string name, std::string help, MetricFamily::Type type,
 					  std::vector<std::string> label_names = {}, std::vector<double> buckets = {});
 	/* render returns every family, in registration order */
 	std::string render() const;
 
-  private:
+private:
 	std::vector<std::unique_ptr<MetricFamily>> families_;
 };
 

@@ -75,14 +75,10 @@ const char *
 log_level_name(LogLevel level)
 {
 	switch (level) {
-	case LogLevel::Debug:
-		return "debug";
-	case LogLevel::Info:
-		return "info";
-	case LogLevel::Warn:
-		return "warn";
-	case LogLevel::Error:
-		return "error";
+	case LogLevel::Debug: return "debug";
+	case LogLevel::Info: return "info";
+	case LogLevel::Warn: return "warn";
+	case LogLevel::Error: return "error";
 	}
 	return "info";
 }
@@ -116,8 +112,9 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 	if (const char *v = env("HASURA_EVENTS_METRICS_ADDRESS"); v && *v) {
 		o.metrics_address_set = true;
 		if (!parse_metrics_address(v, o.metrics_address))
-			return fail(std::string("invalid value \"") + v +
-						"\" for HASURA_EVENTS_METRICS_ADDRESS: expected off or a numeric HOST:PORT such as 127.0.0.1:9464");
+			return fail(
+				std::string("invalid value \"") + v +
+				"\" for HASURA_EVENTS_METRICS_ADDRESS: expected off or a numeric HOST:PORT such as 127.0.0.1:9464");
 	}
 
 	for (size_t i = 0; i < args.size(); i++) {
@@ -137,8 +134,8 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 			value = arg.substr(eq + 1);
 			has_value = true;
 		}
-		static const char *const with_value[] = {"--socket",	   "--pool-size", "--prefetch", "--max-response-bytes",
-												 "--grace-period", "--log-level", "--id",		"--metrics-address"};
+		static const char *const with_value[] = {"--socket",       "--pool-size", "--prefetch", "--max-response-bytes",
+												 "--grace-period", "--log-level", "--id",       "--metrics-address"};
 		bool known = false;
 		for (const char *f : with_value)
 			known = known || name == f;

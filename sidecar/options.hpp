@@ -21,14 +21,14 @@ enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 
 struct Options {
 	std::string socket_path = "/var/run/postgresql/hasura_events.sock";
-	uint32_t pool_size = 100;			 /* concurrent HTTP attempts across every connection */
-	uint32_t prefetch = 0;				 /* extra credits per connection beyond pool_size */
+	uint32_t pool_size = 100;            /* concurrent HTTP attempts across every connection */
+	uint32_t prefetch = 0;               /* extra credits per connection beyond pool_size */
 	uint32_t max_response_bytes = 65536; /* response body bytes kept per attempt */
 	uint32_t grace_period_sec = 10;
 	LogLevel log_level = LogLevel::Info;
-	std::string id; /* empty: hostname:pid, filled in by main */
+	std::string id;                                 /* empty: hostname:pid, filled in by main */
 	std::string metrics_address = "127.0.0.1:9464"; /* numeric host:port; empty: the endpoint is off */
-	bool metrics_address_set = false; /* given by flag or environment: failing to bind it is fatal */
+	bool metrics_address_set = false;               /* given by flag or environment: failing to bind it is fatal */
 };
 
 struct ParsedArgs {

@@ -35,7 +35,7 @@ constexpr auto kFinalFlush = std::chrono::seconds(5);
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxReadPerWake = 4u << 20;
 const char *const kShutdownReason = "sidecar shutting down";
-constexpr uint64_t kSignalSlot = 0;			/* fd_conn entry of the signalfd */
+constexpr uint64_t kSignalSlot = 0;        /* fd_conn entry of the signalfd */
 constexpr uint64_t kHttpSlot = UINT64_MAX; /* fd_conn entry of a metrics endpoint socket */
 
 int64_t
@@ -692,7 +692,6 @@ Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcom
 	if (!c.goodbye_sent)
 		c.pending_credits++;
 }
-
 
 size_t
 Sidecar::connected_workers() const

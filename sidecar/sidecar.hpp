@@ -26,14 +26,14 @@
 namespace hasura_events::sidecar {
 
 class Sidecar {
-  public:
+public:
 	explicit Sidecar(Options options);
 	~Sidecar();
 
 	/* run loops until shutdown is complete; returns the process exit code */
 	int run();
 
-  private:
+private:
 	struct Connection {
 		uint64_t id = 0;
 		std::string path;
@@ -45,7 +45,7 @@ class Sidecar {
 		size_t out_off = 0;
 		std::string database;
 		uint32_t peer_max_frame = proto::kDefaultMaxFrame;
-		uint64_t credits = 0;		  /* granted and not yet used by a Deliver */
+		uint64_t credits = 0;         /* granted and not yet used by a Deliver */
 		uint32_t pending_credits = 0; /* earned by outcomes, not yet sent */
 		bool goodbye_sent = false;
 	};

@@ -31,12 +31,12 @@ struct Dispatch::Claim {
 	uint32_t tries;
 	uint32_t num_retries;
 	uint32_t interval_sec;
-	int conn_id;          /* -1 once the outcome is in records_ */
+	int conn_id; /* -1 once the outcome is in records_ */
 };
 
 RetryDecision
 decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
-       uint32_t max_retry_after_attempts)
+	   uint32_t max_retry_after_attempts)
 {
 	RetryDecision d;
 	if (outcome.kind == proto::OutcomeKind::Delivered) {
@@ -113,7 +113,8 @@ append_json_string_utf8_safe(std::string &out, const char *s, size_t len)
 				cp = (cp << 6) | (cc & 0x3F);
 		}
 		if (ok) {
-			if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+			if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+				(need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
 				ok = false;
 		}
 		if (!ok) {
@@ -224,8 +225,8 @@ Dispatch::handle(Connection &c, proto::Message &msg)
 			return;
 		}
 		if (hello->version != proto::kVersion) {
-			proto::Reject rej{"protocol version " + std::to_string(hello->version) + " is not supported; this worker speaks version " +
-			                  std::to_string(proto::kVersion)};
+			proto::Reject rej{"protocol version " + std::to_string(hello->version) +
+							  " is not supported; this worker speaks version " + std::to_string(proto::kVersion)};
 			proto::encode(rej, c.out);
 			fail(c, rej.reason);
 			return;
@@ -442,8 +443,8 @@ Dispatch::broadcast_stats(uint64_t worker_restarts, const TriggerStatsView *trig
 	st.triggers.reserve(n);
 	for (size_t i = 0; i < n; i++)
 		st.triggers.push_back(proto::TriggerStats{triggers[i].name, triggers[i].pending,
-		                                          triggers[i].oldest_pending_age_sec, triggers[i].retries_scheduled,
-		                                          triggers[i].errored});
+												  triggers[i].oldest_pending_age_sec, triggers[i].retries_scheduled,
+												  triggers[i].errored});
 	std::string frame;
 	proto::encode(st, frame);
 	for (auto &kv : conns_) {
@@ -486,12 +487,12 @@ Dispatch::stats_json() const
 {
 	char buf[512];
 	snprintf(buf, sizeof(buf),
-	         "{\"type\": \"event-trigger-process\", \"detail\": {\"num_events_fetched\": %llu, \"num_fetches\": %llu, "
-	         "\"delivered\": %llu, \"retried\": %llu, \"dead\": %llu, \"returned\": %llu, \"inflight\": %zu, "
-	         "\"sidecars\": %zu}}",
-	         (unsigned long long) stats_.events_fetched, (unsigned long long) stats_.fetches,
-	         (unsigned long long) stats_.delivered, (unsigned long long) stats_.retried, (unsigned long long) stats_.dead,
-	         (unsigned long long) stats_.returned, claims_.size(), conns_.size());
+			 "{\"type\": \"event-trigger-process\", \"detail\": {\"num_events_fetched\": %llu, \"num_fetches\": %llu, "
+			 "\"delivered\": %llu, \"retried\": %llu, \"dead\": %llu, \"returned\": %llu, \"inflight\": %zu, "
+			 "\"sidecars\": %zu}}",
+			 (unsigned long long)stats_.events_fetched, (unsigned long long)stats_.fetches,
+			 (unsigned long long)stats_.delivered, (unsigned long long)stats_.retried, (unsigned long long)stats_.dead,
+			 (unsigned long long)stats_.returned, claims_.size(), conns_.size());
 	return buf;
 }
 

@@ -39,7 +39,7 @@ struct RetryDecision {
  * tries_before < num_retries; else the event is dead (error = true).
  */
 RetryDecision decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
-                     uint32_t max_retry_after_attempts);
+					 uint32_t max_retry_after_attempts);
 
 /* The invocation log's response JSON (version "2"); invalid UTF-8 in the body becomes U+FFFD. */
 std::string response_json(const proto::Outcome &outcome);
@@ -112,11 +112,15 @@ struct DispatchStats {
 };
 
 class Dispatch {
-  public:
+public:
 	explicit Dispatch(DispatchConfig config);
 	~Dispatch();
 
-	void set_config(const DispatchConfig &config) { config_ = config; }
+	void
+	set_config(const DispatchConfig &config)
+	{
+		config_ = config;
+	}
 
 	/* A sidecar connected (the socket was accepted and the peer checked). */
 	void add_connection(int conn_id);
@@ -129,7 +133,11 @@ class Dispatch {
 	/* Bytes waiting to be written to conn_id (the caller erases what it wrote). */
 	std::string &outbuf(int conn_id);
 	std::vector<int> connection_ids() const;
-	size_t connection_count() const { return conns_.size(); }
+	size_t
+	connection_count() const
+	{
+		return conns_.size();
+	}
 
 	/* How many events may be claimed now: free credits, capped by max_inflight. */
 	size_t claimable() const;
@@ -137,7 +145,11 @@ class Dispatch {
 	std::vector<std::string> claimed_ids() const;
 	/* The same as pointers into the claims, valid until the next call that changes claims. */
 	const std::vector<const char *> &claimed_id_ptrs();
-	size_t inflight() const { return claims_.size(); }
+	size_t
+	inflight() const
+	{
+		return claims_.size();
+	}
 	/* Hands claimed events to the sidecars (as Deliver frames, spread over the credits). */
 	void hand_out(const ClaimedEventView *events, size_t n);
 	/* A claim query returned n events in `seconds`. */
@@ -148,15 +160,23 @@ class Dispatch {
 	size_t ready_connections() const;
 
 	/* Attempts reported and not yet recorded. */
-	size_t record_count() const { return records_.size(); }
+	size_t
+	record_count() const
+	{
+		return records_.size();
+	}
 	RecordView record(size_t i) const;
 	/* The records were committed: forget them (their claims end here). */
 	void clear_records();
 
-	const DispatchStats &stats() const { return stats_; }
+	const DispatchStats &
+	stats() const
+	{
+		return stats_;
+	}
 	std::string stats_json() const;
 
-  private:
+private:
 	struct Connection;
 	struct Claim;
 	struct Record {

@@ -20,8 +20,16 @@ namespace hasura_events {
 struct JsonText {
 	const char *data = nullptr;
 	size_t len = 0;
-	static JsonText null() { return {}; }
-	static JsonText of(std::string_view s) { return {s.data(), s.size()}; }
+	static JsonText
+	null()
+	{
+		return {};
+	}
+	static JsonText
+	of(std::string_view s)
+	{
+		return {s.data(), s.size()};
+	}
 };
 
 template <typename Sink>
@@ -56,8 +64,12 @@ append_json_string(Sink &sink, std::string_view s)
 		case '\f': esc = "\\f"; break;
 		default:
 			if (c < 0x20) {
-				ubuf[0] = '\\'; ubuf[1] = 'u'; ubuf[2] = '0'; ubuf[3] = '0';
-				ubuf[4] = hex[c >> 4]; ubuf[5] = hex[c & 0xf];
+				ubuf[0] = '\\';
+				ubuf[1] = 'u';
+				ubuf[2] = '0';
+				ubuf[3] = '0';
+				ubuf[4] = hex[c >> 4];
+				ubuf[5] = hex[c & 0xf];
 			}
 		}
 		if (esc == nullptr && c >= 0x20) {
@@ -81,7 +93,7 @@ append_json_string(Sink &sink, std::string_view s)
 template <typename Sink>
 inline void
 append_event_json(Sink &sink, std::string_view op, JsonText old_row, JsonText new_row, JsonText session_variables,
-                  JsonText trace_context)
+				  JsonText trace_context)
 {
 	sink.append("{\"op\": ", 7);
 	append_json_string(sink, op);

@@ -44,11 +44,22 @@ is_token_char(char c)
 	if (is_alpha(c) || is_digit(c))
 		return true;
 	switch (c) {
-	case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-	case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-		return true;
-	default:
-		return false;
+	case '!':
+	case '#':
+	case '$':
+	case '%':
+	case '&':
+	case '\'':
+	case '*':
+	case '+':
+	case '-':
+	case '.':
+	case '^':
+	case '_':
+	case '`':
+	case '|':
+	case '~': return true;
+	default: return false;
 	}
 }
 
@@ -78,7 +89,7 @@ trigger_name_problem(std::string_view name)
 		return "the trigger name is empty";
 	if (name.size() > kMaxTriggerNameLength)
 		return "the trigger name is " + std::to_string(name.size()) + " characters long; at most " +
-		       std::to_string(kMaxTriggerNameLength) + " are allowed";
+			   std::to_string(kMaxTriggerNameLength) + " are allowed";
 	if (!is_alpha(name[0]))
 		return "the trigger name must start with a letter (A-Z or a-z)";
 	for (char c : name)
@@ -96,11 +107,10 @@ env_name_problem(std::string_view name)
 		return "environment variable name \"" + std::string(name) + "\" must start with a letter or \"_\"";
 	for (char c : name)
 		if (!is_env_char(c))
-			return "environment variable name \"" + std::string(name) +
-			       "\" may contain only letters, digits and \"_\"";
+			return "environment variable name \"" + std::string(name) + "\" may contain only letters, digits and \"_\"";
 	if (starts_with(name, "HASURA_GRAPHQL_"))
 		return "environment variable \"" + std::string(name) +
-		       "\" is reserved: HASURA_GRAPHQL_* variables may not be read by event triggers";
+			   "\" is reserved: HASURA_GRAPHQL_* variables may not be read by event triggers";
 	return {};
 }
 

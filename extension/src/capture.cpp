@@ -62,7 +62,11 @@ constexpr Size kFlushBytes = 64 * 1024 * 1024;
 
 struct StringInfoSink {
 	StringInfo buf;
-	void append(const char *data, size_t len) { appendBinaryStringInfo(buf, data, (int) len); }
+	void
+	append(const char *data, size_t len)
+	{
+		appendBinaryStringInfo(buf, data, (int)len);
+	}
 };
 
 /* A column list of an operation spec, resolved against the table's descriptor. */
@@ -111,11 +115,12 @@ resolve_columns(const char *spec, TupleDesc desc, const char *trigger_name, cons
 
 	Jsonb *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec)));
 	if (!JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		                errmsg("malformed %s list in the pg trigger of event trigger \"%s\"", what, trigger_name),
-		                errhint("Recreate the event trigger with hasura_events.create_event_trigger and \"replace\": true.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("malformed %s list in the pg trigger of event trigger \"%s\"", what, trigger_name),
+				 errhint("Recreate the event trigger with hasura_events.create_event_trigger and \"replace\": true.")));
 	int n = JB_ROOT_COUNT(jb);
-	out->attnums = (AttrNumber *) palloc(sizeof(AttrNumber) * Max(n, 1));
+	out->attnums = (AttrNumber *)palloc(sizeof(AttrNumber) * Max(n, 1));
 
 	JsonbIterator *it = JsonbIteratorInit(&jb->root);
 	JsonbValue v;
@@ -125,7 +130,7 @@ resolve_columns(const char *spec, TupleDesc desc, const char *trigger_name, cons
 			continue;
 		if (v.type != jbvString)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			                errmsg("malformed %s list in the pg trigger of event trigger \"%s\"", what, trigger_name)));
+							errmsg("malformed %s list in the pg trigger of event trigger \"%s\"", what, trigger_name)));
 		char *colname = pnstrdup(v.val.string.val, v.val.string.len);
 		AttrNumber found = InvalidAttrNumber;
 		for (int i = 0; i < desc->natts; i++) {
@@ -136,11 +141,12 @@ resolve_columns(const char *spec, TupleDesc desc, const char *trigger_name, cons
 			}
 		}
 		if (found == InvalidAttrNumber)
-			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-			                errmsg("column \"%s\" in the %s list of event trigger \"%s\" does not exist", colname, what,
-			                       trigger_name),
-			                errdetail("The column was renamed or dropped after the event trigger was created."),
-			                errhint("Recreate the event trigger with \"replace\": true and the current column names.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" in the %s list of event trigger \"%s\" does not exist", colname, what,
+							trigger_name),
+					 errdetail("The column was renamed or dropped after the event trigger was created."),
+					 errhint("Recreate the event trigger with \"replace\": true and the current column names.")));
 		out->attnums[out->count++] = found;
 	}
 }
@@ -167,12 +173,13 @@ setting_as_json(const char *setting)
 	{
 		MemoryContextSwitchTo(oldcxt);
 		FlushErrorState();
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		                errmsg("setting \"%s\" is not valid JSON", setting),
-		                errhint("Set it to a JSON object, e.g. SELECT set_config('%s', '%s', true), or to an empty "
-		                        "string for null.", setting,
-		                        strcmp(setting, "hasura.user") == 0 ? "{\"x-hasura-role\": \"user\"}"
-		                                                            : "{\"trace_id\": \"...\", \"span_id\": \"...\"}")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("setting \"%s\" is not valid JSON", setting),
+				 errhint("Set it to a JSON object, e.g. SELECT set_config('%s', '%s', true), or to an empty "
+						 "string for null.",
+						 setting,
+						 strcmp(setting, "hasura.user") == 0 ? "{\"x-hasura-role\": \"user\"}"
+															 : "{\"trace_id\": \"...\", \"span_id\": \"...\"}")));
 	}
 	PG_END_TRY();
 	char *text = JsonbToCString(NULL, &DatumGetJsonbP(jb)->root, 64);
@@ -199,7 +206,7 @@ event_table_of(Relation rel, Trigger *trigger, const char **schema_name, const c
 			HeapTuple tup = systable_getnext(scan);
 			tgoid = InvalidOid;
 			if (HeapTupleIsValid(tup)) {
-				Form_pg_trigger form = (Form_pg_trigger) GETSTRUCT(tup);
+				Form_pg_trigger form = (Form_pg_trigger)GETSTRUCT(tup);
 				relid = form->tgrelid;
 				tgoid = form->tgparentid;
 			}
@@ -217,8 +224,8 @@ init_state(CaptureState *st, TriggerData *td)
 	Trigger *trigger = td->tg_trigger;
 	if (trigger->tgnargs != 3)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-		                errmsg("hasura_events.capture() expects 3 trigger arguments, got %d", trigger->tgnargs),
-		                errhint("Create event triggers with hasura_events.create_event_trigger, not CREATE TRIGGER.")));
+						errmsg("hasura_events.capture() expects 3 trigger arguments, got %d", trigger->tgnargs),
+						errhint("Create event triggers with hasura_events.create_event_trigger, not CREATE TRIGGER.")));
 
 	*st = CaptureState{};
 	st->trigger_name = trigger->tgargs[0];
@@ -232,7 +239,7 @@ init_state(CaptureState *st, TriggerData *td)
 		st->op = "DELETE";
 	else
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-		                errmsg("hasura_events.capture() fires only for INSERT, UPDATE or DELETE")));
+						errmsg("hasura_events.capture() fires only for INSERT, UPDATE or DELETE")));
 
 	event_table_of(td->tg_relation, trigger, &st->schema_name, &st->table_name);
 	resolve_columns(trigger->tgargs[1], st->desc, st->trigger_name, "columns", &st->columns);
@@ -243,8 +250,8 @@ init_state(CaptureState *st, TriggerData *td)
 		for (int i = 0; i < st->payload.count; i++)
 			TupleDescCopyEntry(pd, i + 1, st->desc, st->payload.attnums[i]);
 		st->payload_desc = BlessTupleDesc(pd);
-		st->proj_values = (Datum *) palloc(sizeof(Datum) * Max(st->payload.count, 1));
-		st->proj_nulls = (bool *) palloc(sizeof(bool) * Max(st->payload.count, 1));
+		st->proj_values = (Datum *)palloc(sizeof(Datum) * Max(st->payload.count, 1));
+		st->proj_nulls = (bool *)palloc(sizeof(bool) * Max(st->payload.count, 1));
 	}
 
 	st->session_variables = setting_as_json("hasura.user");
@@ -252,7 +259,7 @@ init_state(CaptureState *st, TriggerData *td)
 
 	st->row_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture row", ALLOCSET_DEFAULT_SIZES);
 	st->batch_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture batch", ALLOCSET_DEFAULT_SIZES);
-	st->pending = (Datum *) palloc(sizeof(Datum) * kFlushRows);
+	st->pending = (Datum *)palloc(sizeof(Datum) * kFlushRows);
 }
 
 /* update_changed_listened_column: whether an UPDATE changed a column the trigger listens to. */
@@ -293,7 +300,7 @@ row_json(CaptureState *st, TupleTableSlot *slot)
 		row = HeapTupleGetDatum(proj);
 	}
 	text *json = DatumGetTextPP(DirectFunctionCall1(row_to_json, row));
-	return {VARDATA_ANY(json), (size_t) VARSIZE_ANY_EXHDR(json)};
+	return {VARDATA_ANY(json), (size_t)VARSIZE_ANY_EXHDR(json)};
 }
 
 /* flush_events: inserts the pending events with one statement, as the owner of event_log. */
@@ -309,7 +316,7 @@ flush_events(CaptureState *st)
 	Oid event_log = get_relname_relid("event_log", catalog);
 	if (!OidIsValid(event_log))
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
-		                errhint("The hasura_events extension is not installed correctly in this database.")));
+						errhint("The hasura_events extension is not installed correctly in this database.")));
 	Oid owner;
 	{
 		Relation rel = RelationIdGetRelation(event_log);
@@ -326,9 +333,10 @@ flush_events(CaptureState *st)
 		elog(ERROR, "hasura_events: SPI_connect failed");
 	if (insert_plan == NULL) {
 		Oid argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, JSONBARRAYOID};
-		SPIPlanPtr plan = SPI_prepare("INSERT INTO hdb_catalog.event_log (schema_name, table_name, trigger_name, payload) "
-		                              "SELECT $1, $2, $3, p FROM pg_catalog.unnest($4) AS p",
-		                              4, argtypes);
+		SPIPlanPtr plan =
+			SPI_prepare("INSERT INTO hdb_catalog.event_log (schema_name, table_name, trigger_name, payload) "
+						"SELECT $1, $2, $3, p FROM pg_catalog.unnest($4) AS p",
+						4, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "hasura_events: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
@@ -337,7 +345,7 @@ flush_events(CaptureState *st)
 
 	ArrayType *arr = construct_array(st->pending, st->npending, JSONBOID, -1, false, TYPALIGN_INT);
 	Datum values[4] = {CStringGetTextDatum(st->schema_name), CStringGetTextDatum(st->table_name),
-	                   CStringGetTextDatum(st->trigger_name), PointerGetDatum(arr)};
+					   CStringGetTextDatum(st->trigger_name), PointerGetDatum(arr)};
 	int rc = SPI_execute_plan(insert_plan, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "hasura_events: inserting events failed: %s", SPI_result_code_string(rc));
@@ -363,7 +371,7 @@ capture_row(CaptureState *st, TupleTableSlot *oldslot, TupleTableSlot *newslot)
 	initStringInfo(&buf);
 	StringInfoSink sink{&buf};
 	hasura_events::append_event_json(sink, st->op, row_json(st, oldslot), row_json(st, newslot), st->session_variables,
-	                                 st->trace_context);
+									 st->trace_context);
 	Datum payload = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 
 	MemoryContextSwitchTo(st->batch_ctx);
@@ -387,8 +395,8 @@ capture_statement(CaptureState *st, TriggerData *td)
 	bool want_new = !TRIGGER_FIRED_BY_DELETE(td->tg_event);
 	if ((want_old && oldtable == NULL) || (want_new && newtable == NULL))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-		                errmsg("pg trigger of event trigger \"%s\" has no transition table", st->trigger_name),
-		                errhint("Recreate the event trigger with hasura_events.create_event_trigger.")));
+						errmsg("pg trigger of event trigger \"%s\" has no transition table", st->trigger_name),
+						errhint("Recreate the event trigger with hasura_events.create_event_trigger.")));
 
 	TupleTableSlot *oldslot = want_old ? MakeSingleTupleTableSlot(st->desc, &TTSOpsMinimalTuple) : NULL;
 	TupleTableSlot *newslot = want_new ? MakeSingleTupleTableSlot(st->desc, &TTSOpsMinimalTuple) : NULL;
@@ -403,7 +411,7 @@ capture_statement(CaptureState *st, TriggerData *td)
 		bool have_new = newslot ? tuplestore_gettupleslot(newtable, true, false, newslot) : false;
 		if (oldslot && newslot && have_old != have_new)
 			ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-			                errmsg("transition tables of an UPDATE have different row counts")));
+							errmsg("transition tables of an UPDATE have different row counts")));
 		if (!have_old && !have_new)
 			break;
 		capture_row(st, have_old ? oldslot : NULL, have_new ? newslot : NULL);
@@ -449,11 +457,11 @@ hasura_events_capture(PG_FUNCTION_ARGS)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-		                errmsg("hasura_events.capture() must be called as a trigger")));
-	TriggerData *td = (TriggerData *) fcinfo->context;
+						errmsg("hasura_events.capture() must be called as a trigger")));
+	TriggerData *td = (TriggerData *)fcinfo->context;
 	if (!TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-		                errmsg("hasura_events.capture() must fire AFTER the change")));
+						errmsg("hasura_events.capture() must fire AFTER the change")));
 
 	bool row_level = TRIGGER_FIRED_FOR_ROW(td->tg_event);
 	CaptureState st;

@@ -74,18 +74,18 @@ using hasura_events::RecordView;
  * DISPATCH_GUARD: runs C++ code; an exception becomes FATAL (the launcher starts a new
  * dispatcher, which finds every unrecorded claim due again) after the catch block is left.
  */
-#define DISPATCH_GUARD(step, ...)                                                                                        \
-	do {                                                                                                                 \
-		char guard_err_[256] = "";                                                                                       \
-		try {                                                                                                            \
-			__VA_ARGS__;                                                                                                 \
-		} catch (const std::exception &e_) {                                                                             \
-			snprintf(guard_err_, sizeof(guard_err_), "%s", e_.what());                                                   \
-		} catch (...) {                                                                                                  \
-			snprintf(guard_err_, sizeof(guard_err_), "unknown C++ exception");                                           \
-		}                                                                                                                \
-		if (guard_err_[0] != '\0')                                                                                       \
-			ereport(FATAL, (errmsg("hasura_events dispatcher: %s failed: %s", step, guard_err_)));                      \
+#define DISPATCH_GUARD(step, ...)                                                                                      \
+	do {                                                                                                               \
+		char guard_err_[256] = "";                                                                                     \
+		try {                                                                                                          \
+			__VA_ARGS__;                                                                                               \
+		} catch (const std::exception &e_) {                                                                           \
+			snprintf(guard_err_, sizeof(guard_err_), "%s", e_.what());                                                 \
+		} catch (...) {                                                                                                \
+			snprintf(guard_err_, sizeof(guard_err_), "unknown C++ exception");                                         \
+		}                                                                                                              \
+		if (guard_err_[0] != '\0')                                                                                     \
+			ereport(FATAL, (errmsg("hasura_events dispatcher: %s failed: %s", step, guard_err_)));                     \
 	} while (0)
 
 namespace {
@@ -95,7 +95,7 @@ volatile sig_atomic_t got_sigterm = false;
 Dispatch *dispatch = NULL;
 DispatcherSlot *my_slot = NULL;
 int listen_fd = -1;
-char socket_file[sizeof(((struct sockaddr_un *) 0)->sun_path)];
+char socket_file[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 SPIPlanPtr claim_plan = NULL;
 SPIPlanPtr outcome_plan = NULL;
@@ -121,8 +121,8 @@ DispatchConfig
 dispatcher_config(const char *dbname)
 {
 	DispatchConfig c;
-	c.max_inflight = (uint32_t) hasura_events_max_inflight;
-	c.max_retry_after_attempts = (uint32_t) hasura_events_max_retry_after_attempts;
+	c.max_inflight = (uint32_t)hasura_events_max_inflight;
+	c.max_retry_after_attempts = (uint32_t)hasura_events_max_retry_after_attempts;
 	c.database = dbname;
 	return c;
 }
@@ -196,7 +196,8 @@ const char *const kClaimSql =
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
 	"   SET delivered = v.delivered, error = v.dead, tries = e.tries + 1, locked = NULL, "
-	"       next_retry_at = CASE WHEN v.delay >= 0 THEN pg_catalog.now() + pg_catalog.make_interval(secs => v.delay) END "
+	"       next_retry_at = CASE WHEN v.delay >= 0 THEN pg_catalog.now() + pg_catalog.make_interval(secs => v.delay) "
+	"END "
 	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bool[]), pg_catalog.unnest($3::bool[]), "
 	"                 pg_catalog.unnest($4::float8[])) AS v(id, delivered, dead, delay) "
 	" WHERE e.id = v.id";
@@ -211,7 +212,7 @@ const char *const kInvocationSql =
 Datum
 text_array(const char *const *values, int n)
 {
-	Datum *d = (Datum *) palloc(sizeof(Datum) * Max(n, 1));
+	Datum *d = (Datum *)palloc(sizeof(Datum) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		d[i] = CStringGetTextDatum(values[i]);
 	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
@@ -225,7 +226,7 @@ text_array_elems(Datum arr, char ***out)
 	bool *nulls;
 	int n;
 	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	*out = (char **) palloc(sizeof(char *) * Max(n, 1));
+	*out = (char **)palloc(sizeof(char *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		(*out)[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
 	return n;
@@ -252,15 +253,15 @@ claim_batch(int want)
 		}
 		const std::vector<const char *> *ids = NULL;
 		DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
-		Datum args[2] = {text_array(ids->data(), (int) ids->size()), Int32GetDatum(want)};
+		Datum args[2] = {text_array(ids->data(), (int)ids->size()), Int32GetDatum(want)};
 		TimestampTz started = GetCurrentTimestamp();
 		int rc = SPI_execute_plan(claim_plan, args, NULL, true, want);
-		double seconds = (double) (GetCurrentTimestamp() - started) / USECS_PER_SEC;
+		double seconds = (double)(GetCurrentTimestamp() - started) / USECS_PER_SEC;
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "hasura_events dispatcher: claim query failed: %s", SPI_result_code_string(rc));
 
-		int n = (int) SPI_processed;
-		ClaimedEventView *views = (ClaimedEventView *) palloc0(sizeof(ClaimedEventView) * Max(n, 1));
+		int n = (int)SPI_processed;
+		ClaimedEventView *views = (ClaimedEventView *)palloc0(sizeof(ClaimedEventView) * Max(n, 1));
 		TupleDesc desc = SPI_tuptable->tupdesc;
 		for (int i = 0; i < n; i++) {
 			HeapTuple tup = SPI_tuptable->vals[i];
@@ -283,24 +284,23 @@ claim_batch(int want)
 				bool *enulls;
 				int ne;
 				deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull)), BOOLOID, 1, true,
-				                  TYPALIGN_CHAR, &elems, &enulls, &ne);
-				bool *from_env = (bool *) palloc0(sizeof(bool) * Max(ne, 1));
+								  TYPALIGN_CHAR, &elems, &enulls, &ne);
+				bool *from_env = (bool *)palloc0(sizeof(bool) * Max(ne, 1));
 				for (int k = 0; k < ne; k++)
 					from_env[k] = !enulls[k] && DatumGetBool(elems[k]);
 				v->header_from_env = from_env;
 			}
-			v->timeout_sec = (uint32_t) DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
-			v->num_retries = (uint32_t) DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
-			v->interval_sec = (uint32_t) DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
-			v->tries = (uint32_t) DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
+			v->timeout_sec = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+			v->num_retries = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+			v->interval_sec = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+			v->tries = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
 			text *body = DatumGetTextPP(SPI_getbinval(tup, desc, 13, &isnull));
 			v->body = VARDATA_ANY(body);
 			v->body_len = VARSIZE_ANY_EXHDR(body);
 			v->created_at_ms = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
 		}
-		DISPATCH_GUARD("handing out events",
-		               dispatch->hand_out(views, (size_t) n);
-		               dispatch->note_fetch((size_t) n, seconds));
+		DISPATCH_GUARD("handing out events", dispatch->hand_out(views, (size_t)n);
+					   dispatch->note_fetch((size_t)n, seconds));
 		SpinLockAcquire(&hasura_events_shmem->mutex);
 		my_slot->last_fetch_at = GetCurrentTimestamp();
 		SpinLockRelease(&hasura_events_shmem->mutex);
@@ -319,7 +319,7 @@ void
 log_attempt(const RecordView *r)
 {
 	if (hasura_events_log_attempts == LOG_ATTEMPTS_NONE ||
-	    (hasura_events_log_attempts == LOG_ATTEMPTS_FAILURES && r->delivered))
+		(hasura_events_log_attempts == LOG_ATTEMPTS_FAILURES && r->delivered))
 		return;
 	StringInfoData buf;
 	initStringInfo(&buf);
@@ -328,10 +328,10 @@ log_attempt(const RecordView *r)
 	appendStringInfoString(&buf, ", \"trigger\": ");
 	escape_json(&buf, r->trigger_name);
 	appendStringInfo(&buf, ", \"kind\": \"%s\", \"status\": %d, \"duration_ms\": %u, \"attempt\": %u, ", r->outcome,
-	                 r->http_status, r->duration_ms, r->attempt);
+					 r->http_status, r->duration_ms, r->attempt);
 	appendStringInfo(&buf, "\"result\": \"%s\"", r->delivered ? "delivered" : (r->dead ? "dead" : "retry"));
 	if (r->retry_delay_sec >= 0)
-		appendStringInfo(&buf, ", \"retry_in_sec\": " INT64_FORMAT, (int64) r->retry_delay_sec);
+		appendStringInfo(&buf, ", \"retry_in_sec\": " INT64_FORMAT, (int64)r->retry_delay_sec);
 	if (r->error[0] != '\0') {
 		appendStringInfoString(&buf, ", \"error\": ");
 		escape_json(&buf, r->error);
@@ -366,15 +366,15 @@ record_outcomes(void)
 			Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 			invocation_plan = keep_plan(kInvocationSql, 5, t2);
 		}
-		Datum *ids = (Datum *) palloc(sizeof(Datum) * n);
-		Datum *triggers = (Datum *) palloc(sizeof(Datum) * n);
-		Datum *delivered = (Datum *) palloc(sizeof(Datum) * n);
-		Datum *dead = (Datum *) palloc(sizeof(Datum) * n);
-		Datum *delay = (Datum *) palloc(sizeof(Datum) * n);
-		Datum *status = (Datum *) palloc(sizeof(Datum) * n);
-		bool *status_null = (bool *) palloc(sizeof(bool) * n);
-		Datum *request = (Datum *) palloc(sizeof(Datum) * n);
-		Datum *response = (Datum *) palloc(sizeof(Datum) * n);
+		Datum *ids = (Datum *)palloc(sizeof(Datum) * n);
+		Datum *triggers = (Datum *)palloc(sizeof(Datum) * n);
+		Datum *delivered = (Datum *)palloc(sizeof(Datum) * n);
+		Datum *dead = (Datum *)palloc(sizeof(Datum) * n);
+		Datum *delay = (Datum *)palloc(sizeof(Datum) * n);
+		Datum *status = (Datum *)palloc(sizeof(Datum) * n);
+		bool *status_null = (bool *)palloc(sizeof(bool) * n);
+		Datum *request = (Datum *)palloc(sizeof(Datum) * n);
+		Datum *response = (Datum *)palloc(sizeof(Datum) * n);
 		for (size_t i = 0; i < n; i++) {
 			RecordView r = {};
 			DISPATCH_GUARD("reading an outcome", r = dispatch->record(i));
@@ -382,30 +382,30 @@ record_outcomes(void)
 			triggers[i] = CStringGetTextDatum(r.trigger_name);
 			delivered[i] = BoolGetDatum(r.delivered);
 			dead[i] = BoolGetDatum(r.dead);
-			delay[i] = Float8GetDatum((double) r.retry_delay_sec);
+			delay[i] = Float8GetDatum((double)r.retry_delay_sec);
 			status[i] = Int32GetDatum(r.http_status);
 			status_null[i] = r.http_status <= 0;
 			request[i] = CStringGetTextDatum(r.request_json);
 			response[i] = CStringGetTextDatum(r.response_json);
 			log_attempt(&r);
 		}
-		int dims[1] = {(int) n};
+		int dims[1] = {(int)n};
 		int lbs[1] = {1};
 		Datum a1[4] = {
-			PointerGetDatum(construct_array(ids, (int) n, TEXTOID, -1, false, TYPALIGN_INT)),
-			PointerGetDatum(construct_array(delivered, (int) n, BOOLOID, 1, true, TYPALIGN_CHAR)),
-			PointerGetDatum(construct_array(dead, (int) n, BOOLOID, 1, true, TYPALIGN_CHAR)),
-			PointerGetDatum(construct_array(delay, (int) n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+			PointerGetDatum(construct_array(ids, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(delivered, (int)n, BOOLOID, 1, true, TYPALIGN_CHAR)),
+			PointerGetDatum(construct_array(dead, (int)n, BOOLOID, 1, true, TYPALIGN_CHAR)),
+			PointerGetDatum(construct_array(delay, (int)n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
 		};
 		int rc = SPI_execute_plan(outcome_plan, a1, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
 		Datum a2[5] = {
 			a1[0],
-			PointerGetDatum(construct_array(triggers, (int) n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(triggers, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
 			PointerGetDatum(construct_md_array(status, status_null, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT)),
-			PointerGetDatum(construct_array(request, (int) n, TEXTOID, -1, false, TYPALIGN_INT)),
-			PointerGetDatum(construct_array(response, (int) n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(request, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(response, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
 		};
 		rc = SPI_execute_plan(invocation_plan, a2, NULL, false, 0);
 		if (rc != SPI_OK_INSERT)
@@ -429,25 +429,25 @@ send_stats(void)
 	begin_tx("hasura_events: queue statistics");
 	if (extension_present()) {
 		int rc = SPI_execute("SELECT name, pending, oldest_pending_age_sec, retries_scheduled, errored "
-		                     "FROM hasura_events._queue_stats()",
-		                     true, 0);
+							 "FROM hasura_events._queue_stats()",
+							 true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "hasura_events dispatcher: queue statistics failed: %s", SPI_result_code_string(rc));
-		int n = (int) SPI_processed;
+		int n = (int)SPI_processed;
 		hasura_events::TriggerStatsView *views =
-			(hasura_events::TriggerStatsView *) palloc0(sizeof(hasura_events::TriggerStatsView) * Max(n, 1));
+			(hasura_events::TriggerStatsView *)palloc0(sizeof(hasura_events::TriggerStatsView) * Max(n, 1));
 		TupleDesc desc = SPI_tuptable->tupdesc;
 		for (int i = 0; i < n; i++) {
 			HeapTuple tup = SPI_tuptable->vals[i];
 			bool isnull;
 			views[i].name = SPI_getvalue(tup, desc, 1);
-			views[i].pending = (uint64_t) DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			views[i].pending = (uint64_t)DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 			views[i].oldest_pending_age_sec = DatumGetFloat8(SPI_getbinval(tup, desc, 3, &isnull));
-			views[i].retries_scheduled = (uint64_t) DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-			views[i].errored = (uint64_t) DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+			views[i].retries_scheduled = (uint64_t)DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			views[i].errored = (uint64_t)DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		}
 		uint64_t restarts = my_slot->starts > 0 ? my_slot->starts - 1 : 0;
-		DISPATCH_GUARD("sending statistics", dispatch->broadcast_stats(restarts, views, (size_t) n));
+		DISPATCH_GUARD("sending statistics", dispatch->broadcast_stats(restarts, views, (size_t)n));
 	}
 	commit_tx();
 	MemoryContextSwitchTo(oldcxt);
@@ -465,8 +465,8 @@ publish_status(void)
 		st = dispatch->stats();
 	});
 	SpinLockAcquire(&hasura_events_shmem->mutex);
-	my_slot->sidecars = (int32) ready;
-	my_slot->inflight = (int64) inflight;
+	my_slot->sidecars = (int32)ready;
+	my_slot->inflight = (int64)inflight;
 	my_slot->events_fetched = st.events_fetched;
 	my_slot->fetches = st.fetches;
 	my_slot->delivered = st.delivered;
@@ -483,11 +483,12 @@ open_listen_socket(Oid dboid)
 	memset(&addr, 0, sizeof(addr));
 	addr.sun_family = AF_UNIX;
 	int len = snprintf(socket_file, sizeof(socket_file), "%s.%u", hasura_events_socket_path, dboid);
-	if (len < 0 || (size_t) len >= sizeof(addr.sun_path))
-		ereport(FATAL, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		                errmsg("hasura_events.socket_path \"%s\" is too long for a Unix socket", hasura_events_socket_path),
-		                errhint("Unix socket paths are limited to %zu bytes, including the \".<database oid>\" suffix.",
-		                        sizeof(addr.sun_path) - 1)));
+	if (len < 0 || (size_t)len >= sizeof(addr.sun_path))
+		ereport(FATAL,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("hasura_events.socket_path \"%s\" is too long for a Unix socket", hasura_events_socket_path),
+				 errhint("Unix socket paths are limited to %zu bytes, including the \".<database oid>\" suffix.",
+						 sizeof(addr.sun_path) - 1)));
 	strcpy(addr.sun_path, socket_file);
 
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -495,15 +496,17 @@ open_listen_socket(Oid dboid)
 		ereport(FATAL, (errcode_for_socket_access(), errmsg("hasura_events: could not create socket: %m")));
 	unlink(socket_file); /* a previous incarnation's; we are the only dispatcher of this database */
 	mode_t old_umask = umask(0077);
-	int rc = bind(fd, (struct sockaddr *) &addr, sizeof(addr));
+	int rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
 	umask(old_umask);
 	if (rc < 0)
-		ereport(FATAL, (errcode_for_socket_access(), errmsg("hasura_events: could not bind socket \"%s\": %m", socket_file),
-		                errhint("Check that the directory of hasura_events.socket_path exists and is writable by the "
-		                        "server's user.")));
+		ereport(FATAL,
+				(errcode_for_socket_access(), errmsg("hasura_events: could not bind socket \"%s\": %m", socket_file),
+				 errhint("Check that the directory of hasura_events.socket_path exists and is writable by the "
+						 "server's user.")));
 	chmod(socket_file, 0600);
 	if (listen(fd, 64) < 0)
-		ereport(FATAL, (errcode_for_socket_access(), errmsg("hasura_events: could not listen on \"%s\": %m", socket_file)));
+		ereport(FATAL,
+				(errcode_for_socket_access(), errmsg("hasura_events: could not listen on \"%s\": %m", socket_file)));
 	listen_fd = fd;
 	ereport(LOG, (errmsg("hasura_events dispatcher listening on \"%s\"", socket_file)));
 }
@@ -533,7 +536,7 @@ close_connection(int fd, const char *why)
 	DISPATCH_GUARD("closing a connection", returned = dispatch->remove_connection(fd));
 	close(fd);
 	ereport(LOG, (errmsg("hasura_events: sidecar connection closed: %s; %zu undelivered events returned to the queue",
-	                     why, returned)));
+						 why, returned)));
 }
 
 void
@@ -546,13 +549,13 @@ accept_connections(void)
 				ereport(LOG, (errmsg("hasura_events: accept failed: %m")));
 			return;
 		}
-		uid_t uid = (uid_t) -1;
+		uid_t uid = (uid_t)-1;
 		size_t nconn = 0;
 		DISPATCH_GUARD("counting connections", nconn = dispatch->connection_count());
 		if (!peer_allowed(fd, &uid)) {
-			ereport(LOG, (errmsg("hasura_events: refused a sidecar running as OS user %d", (int) uid),
-			              errhint("Run the sidecar as the server's OS user, or list its uid in "
-			                      "hasura_events.allowed_peer_uids.")));
+			ereport(LOG, (errmsg("hasura_events: refused a sidecar running as OS user %d", (int)uid),
+						  errhint("Run the sidecar as the server's OS user, or list its uid in "
+								  "hasura_events.allowed_peer_uids.")));
 			/* a Reject frame, best effort */
 			char frame[128];
 			size_t flen = 0;
@@ -562,17 +565,17 @@ accept_connections(void)
 				flen = std::min(out.size(), sizeof(frame));
 				memcpy(frame, out.data(), flen);
 			});
-			(void) !send(fd, frame, flen, MSG_NOSIGNAL);
+			(void)!send(fd, frame, flen, MSG_NOSIGNAL);
 			close(fd);
 			continue;
 		}
-		if (nconn >= (size_t) kMaxConnections) {
+		if (nconn >= (size_t)kMaxConnections) {
 			ereport(LOG, (errmsg("hasura_events: refused a sidecar: %d connections already", kMaxConnections)));
 			close(fd);
 			continue;
 		}
 		DISPATCH_GUARD("adding a connection", dispatch->add_connection(fd));
-		ereport(LOG, (errmsg("hasura_events: sidecar connected (OS user %d)", (int) uid)));
+		ereport(LOG, (errmsg("hasura_events: sidecar connected (OS user %d)", (int)uid)));
 	}
 }
 
@@ -584,8 +587,8 @@ read_connection(int fd, char *buf)
 	while (total < kMaxReadPerWake) {
 		ssize_t n = recv(fd, buf, kReadChunk, 0);
 		if (n > 0) {
-			DISPATCH_GUARD("reading frames", dispatch->on_bytes(fd, buf, (size_t) n));
-			total += (size_t) n;
+			DISPATCH_GUARD("reading frames", dispatch->on_bytes(fd, buf, (size_t)n));
+			total += (size_t)n;
 			continue;
 		}
 		if (n == 0)
@@ -608,7 +611,7 @@ write_connection(int fd)
 		while (done < out.size()) {
 			ssize_t n = send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
 			if (n > 0) {
-				done += (size_t) n;
+				done += (size_t)n;
 				continue;
 			}
 			if (n < 0 && errno == EINTR)
@@ -723,11 +726,12 @@ hasura_events_dispatcher_main(Datum main_arg)
 	DISPATCH_GUARD("creating the dispatcher state", dispatch = new Dispatch(dispatcher_config(dbname)));
 
 	loop_ctx = AllocSetContextCreate(TopMemoryContext, "hasura_events dispatcher loop", ALLOCSET_DEFAULT_SIZES);
-	char *readbuf = (char *) MemoryContextAlloc(TopMemoryContext, kReadChunk);
+	char *readbuf = (char *)MemoryContextAlloc(TopMemoryContext, kReadChunk);
 
 	bool want_claim = true; /* events may be waiting from before we started */
 	TimestampTz next_retry_check = GetCurrentTimestamp();
-	TimestampTz next_stats = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hasura_events_stats_log_interval_s * 1000L);
+	TimestampTz next_stats =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hasura_events_stats_log_interval_s * 1000L);
 	TimestampTz next_metrics = GetCurrentTimestamp();
 
 	while (!got_sigterm) {
@@ -740,7 +744,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		bool conn_out[kMaxConnections];
 		DISPATCH_GUARD("listing connections", {
 			std::vector<int> ids = dispatch->connection_ids();
-			nconn = (int) std::min(ids.size(), (size_t) kMaxConnections);
+			nconn = (int)std::min(ids.size(), (size_t)kMaxConnections);
 			for (int i = 0; i < nconn; i++) {
 				conn_fds[i] = ids[i];
 				conn_out[i] = !dispatch->outbuf(ids[i]).empty();
@@ -755,16 +759,16 @@ hasura_events_dispatcher_main(Datum main_arg)
 			timeout_ms = 0;
 		else {
 			TimestampTz next = Min(Min(next_retry_check, next_stats), next_metrics);
-			timeout_ms = Max(0L, (long) ((next - now) / 1000));
+			timeout_ms = Max(0L, (long)((next - now) / 1000));
 		}
 
 		WaitEventSet *set = CreateWaitEventSet(loop_ctx, 3 + nconn);
 		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, listen_fd, NULL, (void *) (intptr_t) -1);
+		AddWaitEventToSet(set, WL_SOCKET_READABLE, listen_fd, NULL, (void *)(intptr_t)-1);
 		for (int i = 0; i < nconn; i++)
 			AddWaitEventToSet(set, WL_SOCKET_READABLE | (conn_out[i] ? WL_SOCKET_WRITEABLE : 0), conn_fds[i], NULL,
-			                  (void *) (intptr_t) conn_fds[i]);
+							  (void *)(intptr_t)conn_fds[i]);
 		WaitEvent events[3 + kMaxConnections];
 		int nev = WaitEventSetWait(set, timeout_ms, events, 3 + nconn, PG_WAIT_EXTENSION);
 		FreeWaitEventSet(set);
@@ -788,18 +792,18 @@ hasura_events_dispatcher_main(Datum main_arg)
 				want_claim = true; /* a commit recorded events, or someone asked */
 				continue;
 			}
-			intptr_t fd = (intptr_t) ev->user_data;
+			intptr_t fd = (intptr_t)ev->user_data;
 			if (fd == -1) {
 				accept_now = true;
 				continue;
 			}
 			bool ok = true;
 			if (ev->events & WL_SOCKET_READABLE)
-				ok = read_connection((int) fd, readbuf);
+				ok = read_connection((int)fd, readbuf);
 			if (ok && (ev->events & WL_SOCKET_WRITEABLE))
-				ok = write_connection((int) fd);
+				ok = write_connection((int)fd);
 			if (!ok)
-				closed[nclosed++] = (int) fd;
+				closed[nclosed++] = (int)fd;
 		}
 		for (int i = 0; i < nclosed; i++) {
 			close_connection(closed[i], "the sidecar disconnected");
@@ -839,7 +843,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 
 		DISPATCH_GUARD("computing room", room = dispatch->claimable());
 		if (want_claim && room > 0 && !hasura_events_paused) {
-			int want = (int) Min(room, (size_t) hasura_events_batch_size);
+			int want = (int)Min(room, (size_t)hasura_events_batch_size);
 			int got = claim_batch(want);
 			if (got < 0)
 				leave_for_good();
@@ -858,7 +862,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		/* write what the claims and handshakes produced without waiting for writability */
 		DISPATCH_GUARD("listing connections", {
 			std::vector<int> ids = dispatch->connection_ids();
-			nconn = (int) std::min(ids.size(), (size_t) kMaxConnections);
+			nconn = (int)std::min(ids.size(), (size_t)kMaxConnections);
 			for (int i = 0; i < nconn; i++)
 				conn_fds[i] = ids[i];
 		});

@@ -34,40 +34,39 @@ static const struct config_enum_entry log_attempts_options[] = {
 void
 hasura_events_define_gucs(void)
 {
-	DefineCustomStringVariable("hasura_events.socket_path",
-	                           "Unix socket path prefix on which dispatchers listen for sidecars.",
-	                           "The dispatcher of the database with OID D listens on <socket_path>.<D>; "
-	                           "hasura-events-sidecar --socket takes the same value.",
-	                           &hasura_events_socket_path, "/var/run/postgresql/hasura_events.sock", PGC_POSTMASTER,
-	                           0, NULL, NULL, NULL);
+	DefineCustomStringVariable(
+		"hasura_events.socket_path", "Unix socket path prefix on which dispatchers listen for sidecars.",
+		"The dispatcher of the database with OID D listens on <socket_path>.<D>; "
+		"hasura-events-sidecar --socket takes the same value.",
+		&hasura_events_socket_path, "/var/run/postgresql/hasura_events.sock", PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hasura_events.batch_size", "Events claimed per fetch.", NULL, &hasura_events_batch_size,
-	                        100, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+							100, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hasura_events.max_inflight",
-	                        "Most events handed to sidecars and not yet reported, per database.", NULL,
-	                        &hasura_events_max_inflight, 1000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+							"Most events handed to sidecars and not yet reported, per database.", NULL,
+							&hasura_events_max_inflight, 1000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hasura_events.retry_check_interval", "How often due retries are looked for.", NULL,
-	                        &hasura_events_retry_check_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-	                        NULL, NULL, NULL);
-	DefineCustomBoolVariable("hasura_events.paused", "Pauses delivery: events are still recorded, none is sent.",
-	                         NULL, &hasura_events_paused, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
+							&hasura_events_retry_check_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomBoolVariable("hasura_events.paused", "Pauses delivery: events are still recorded, none is sent.", NULL,
+							 &hasura_events_paused, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hasura_events.stats_log_interval", "How often fetch statistics are logged.", NULL,
-	                        &hasura_events_stats_log_interval_s, 600, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, NULL,
-	                        NULL, NULL);
+							&hasura_events_stats_log_interval_s, 600, 1, 7 * 24 * 3600, PGC_SIGHUP, GUC_UNIT_S, NULL,
+							NULL, NULL);
 	DefineCustomIntVariable("hasura_events.max_retry_after_attempts",
-	                        "Most attempts of one event while webhooks keep answering with Retry-After.",
-	                        "Retry-After schedules a retry even after retry_conf.num_retries is used up, as in "
-	                        "Hasura, but only up to this many attempts in all.",
-	                        &hasura_events_max_retry_after_attempts, 100, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+							"Most attempts of one event while webhooks keep answering with Retry-After.",
+							"Retry-After schedules a retry even after retry_conf.num_retries is used up, as in "
+							"Hasura, but only up to this many attempts in all.",
+							&hasura_events_max_retry_after_attempts, 100, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("hasura_events.allowed_peer_uids",
-	                           "Comma-separated OS user ids, besides the server's own, allowed to connect as sidecars.",
-	                           NULL, &hasura_events_allowed_peer_uids, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+							   "Comma-separated OS user ids, besides the server's own, allowed to connect as sidecars.",
+							   NULL, &hasura_events_allowed_peer_uids, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hasura_events.metrics_interval",
-	                        "How often the dispatcher sends queue figures to connected sidecars (for their metrics).",
-	                        NULL, &hasura_events_metrics_interval_ms, 5000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-	                        NULL, NULL, NULL);
+							"How often the dispatcher sends queue figures to connected sidecars (for their metrics).",
+							NULL, &hasura_events_metrics_interval_ms, 5000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomEnumVariable("hasura_events.log_attempts",
-	                         "Which delivery attempts the dispatcher writes to the server log (one JSON line each).",
-	                         NULL, &hasura_events_log_attempts, LOG_ATTEMPTS_FAILURES, log_attempts_options,
-	                         PGC_SIGHUP, 0, NULL, NULL, NULL);
+							 "Which delivery attempts the dispatcher writes to the server log (one JSON line each).",
+							 NULL, &hasura_events_log_attempts, LOG_ATTEMPTS_FAILURES, log_attempts_options, PGC_SIGHUP,
+							 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hasura_events");
 }

@@ -65,7 +65,7 @@ request_all_databases(void)
 	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
 	HeapTuple tup;
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
 		if (db->datallowconn && !db->datistemplate)
 			hasura_events_request_dispatcher(db->oid);
 	}
@@ -130,7 +130,7 @@ manage_dispatchers(void)
 		}
 		if (!start_dispatcher(i, dboid)) {
 			ereport(WARNING, (errmsg("hasura_events launcher: could not start a dispatcher for database %u", dboid),
-			                  errhint("Raise max_worker_processes: each database with the extension needs one.")));
+							  errhint("Raise max_worker_processes: each database with the extension needs one.")));
 			retry_later = true;
 			last_start[i] = now;
 			handle_db[i] = dboid;
@@ -192,8 +192,8 @@ hasura_events_launcher_main(Datum main_arg)
 	while (!got_sigterm) {
 		bool retry_later = manage_dispatchers();
 		int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (retry_later ? WL_TIMEOUT : 0),
-		                   retry_later ? kRestartDelayMs : -1L, PG_WAIT_EXTENSION);
-		(void) rc;
+						   retry_later ? kRestartDelayMs : -1L, PG_WAIT_EXTENSION);
+		(void)rc;
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending) {

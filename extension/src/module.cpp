@@ -91,11 +91,11 @@ finish_drop(Oid dboid, bool dropped)
 
 static void
 process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, ProcessUtilityContext context,
-                ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+				ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Oid dropping = InvalidOid;
 	if (IsA(pstmt->utilityStmt, DropdbStmt) && hasura_events_shmem != NULL) {
-		DropdbStmt *stmt = (DropdbStmt *) pstmt->utilityStmt;
+		DropdbStmt *stmt = (DropdbStmt *)pstmt->utilityStmt;
 		dropping = get_database_oid(stmt->dbname, true);
 		if (OidIsValid(dropping))
 			stop_dispatcher_for_drop(dropping);
@@ -148,9 +148,9 @@ hasura_events_assert_preloaded(PG_FUNCTION_ARGS)
 {
 	if (!hasura_events_preloaded)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("hasura_events must be loaded via shared_preload_libraries"),
-		                errhint("Add hasura_events to shared_preload_libraries in postgresql.conf and restart the "
-		                        "server, then run CREATE EXTENSION hasura_events again.")));
+						errmsg("hasura_events must be loaded via shared_preload_libraries"),
+						errhint("Add hasura_events to shared_preload_libraries in postgresql.conf and restart the "
+								"server, then run CREATE EXTENSION hasura_events again.")));
 	PG_RETURN_VOID();
 }
 

@@ -27,7 +27,7 @@ PG_FUNCTION_INFO_V1(hasura_events_worker_status);
 PGDLLEXPORT Datum
 hasura_events_worker_status(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
 	InitMaterializedSRF(fcinfo, 0);
 	if (hasura_events_shmem == NULL)
 		PG_RETURN_VOID();
@@ -48,20 +48,20 @@ hasura_events_worker_status(PG_FUNCTION_ARGS)
 		char *dbname = get_database_name(s->dboid);
 		values[0] = ObjectIdGetDatum(s->dboid);
 		nulls[1] = dbname == NULL;
-		values[1] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
+		values[1] = dbname ? CStringGetTextDatum(dbname) : (Datum)0;
 		nulls[2] = s->pid == 0;
 		values[2] = Int32GetDatum(s->pid);
 		nulls[3] = s->pid == 0 || s->started_at == 0;
 		values[3] = TimestampTzGetDatum(s->started_at);
-		values[4] = Int64GetDatum(s->starts > 0 ? (int64) s->starts - 1 : 0);
+		values[4] = Int64GetDatum(s->starts > 0 ? (int64)s->starts - 1 : 0);
 		values[5] = Int32GetDatum(s->pid == 0 ? 0 : s->sidecars);
 		values[6] = Int64GetDatum(s->pid == 0 ? 0 : s->inflight);
-		values[7] = Int64GetDatum((int64) s->events_fetched);
-		values[8] = Int64GetDatum((int64) s->fetches);
+		values[7] = Int64GetDatum((int64)s->events_fetched);
+		values[8] = Int64GetDatum((int64)s->fetches);
 		nulls[9] = s->last_fetch_at == 0;
 		values[9] = TimestampTzGetDatum(s->last_fetch_at);
-		values[10] = Int64GetDatum((int64) s->delivered);
-		values[11] = Int64GetDatum((int64) s->retried + (int64) s->dead);
+		values[10] = Int64GetDatum((int64)s->delivered);
+		values[11] = Int64GetDatum((int64)s->retried + (int64)s->dead);
 		nulls[12] = launcher_pid == 0;
 		values[12] = Int32GetDatum(launcher_pid);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -41,7 +41,7 @@ shmem_startup(void)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	bool found;
-	hasura_events_shmem = (HasuraEventsShmem *) ShmemInitStruct("hasura_events", sizeof(HasuraEventsShmem), &found);
+	hasura_events_shmem = (HasuraEventsShmem *)ShmemInitStruct("hasura_events", sizeof(HasuraEventsShmem), &found);
 	if (!found) {
 		memset(hasura_events_shmem, 0, sizeof(HasuraEventsShmem));
 		SpinLockInit(&hasura_events_shmem->mutex);
@@ -98,7 +98,7 @@ hasura_events_request_dispatcher(Oid dboid)
 	SpinLockRelease(&hasura_events_shmem->mutex);
 	if (slot == NULL)
 		ereport(WARNING, (errmsg("hasura_events: more than %d databases use the extension; no dispatcher for this one",
-		                         HASURA_EVENTS_MAX_DATABASES)));
+								 HASURA_EVENTS_MAX_DATABASES)));
 	if (wake != NULL)
 		SetLatch(wake);
 }
@@ -115,11 +115,8 @@ xact_callback(XactEvent event, void *arg)
 		}
 		break;
 	case XACT_EVENT_ABORT:
-	case XACT_EVENT_PARALLEL_ABORT:
-		events_recorded_in_xact = false;
-		break;
-	default:
-		break;
+	case XACT_EVENT_PARALLEL_ABORT: events_recorded_in_xact = false; break;
+	default: break;
 	}
 }
 

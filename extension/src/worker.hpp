@@ -44,10 +44,10 @@ typedef struct DispatcherSlot {
 	bool dropping;     /* DROP DATABASE in progress: do not start one */
 	bool no_extension; /* last dispatcher found no extension: start only when wanted */
 	/* what the running dispatcher reports (hasura_events.worker_status) */
-	uint32 starts;            /* dispatcher starts since the slot was taken */
+	uint32 starts; /* dispatcher starts since the slot was taken */
 	TimestampTz started_at;
-	int32 sidecars;           /* connected and past the handshake */
-	int64 inflight;           /* claims not yet recorded */
+	int32 sidecars; /* connected and past the handshake */
+	int64 inflight; /* claims not yet recorded */
 	uint64 events_fetched;
 	uint64 fetches;
 	TimestampTz last_fetch_at;

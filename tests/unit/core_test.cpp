@@ -22,7 +22,11 @@ namespace {
 
 struct StringSink {
 	std::string s;
-	void append(const char *d, size_t n) { s.append(d, n); }
+	void
+	append(const char *d, size_t n)
+	{
+		s.append(d, n);
+	}
 };
 
 } // namespace
@@ -91,13 +95,13 @@ TEST(EventJson, EventObject)
 {
 	StringSink sink;
 	append_event_json(sink, "UPDATE", JsonText::of("{\"id\": 1}"), JsonText::of("{\"id\": 2}"),
-	                  JsonText::of("{\"x-hasura-role\": \"admin\"}"), JsonText::null());
+					  JsonText::of("{\"x-hasura-role\": \"admin\"}"), JsonText::null());
 	EXPECT_EQ(sink.s, "{\"op\": \"UPDATE\", \"data\": {\"old\": {\"id\": 1}, \"new\": {\"id\": 2}}, "
-	                  "\"session_variables\": {\"x-hasura-role\": \"admin\"}, \"trace_context\": null}");
+					  "\"session_variables\": {\"x-hasura-role\": \"admin\"}, \"trace_context\": null}");
 	StringSink ins;
 	append_event_json(ins, "INSERT", JsonText::null(), JsonText::of("{}"), JsonText::null(), JsonText::null());
 	EXPECT_EQ(ins.s, "{\"op\": \"INSERT\", \"data\": {\"old\": null, \"new\": {}}, \"session_variables\": null, "
-	                 "\"trace_context\": null}");
+					 "\"trace_context\": null}");
 }
 
 namespace {
@@ -153,8 +157,8 @@ TEST(InvocationJson, WebhookResponse)
 	o.response_body = "{\"ok\": true}";
 	o.response_headers = {{"Content-Type", "application/json"}};
 	EXPECT_EQ(response_json(o), "{\"type\": \"webhook_response\", \"data\": {\"body\": \"{\\\"ok\\\": true}\", "
-	                            "\"headers\": [{\"name\": \"Content-Type\", \"value\": \"application/json\"}], "
-	                            "\"status\": 200}, \"version\": \"2\"}");
+								"\"headers\": [{\"name\": \"Content-Type\", \"value\": \"application/json\"}], "
+								"\"status\": 200}, \"version\": \"2\"}");
 }
 
 TEST(InvocationJson, ClientError)
@@ -162,7 +166,7 @@ TEST(InvocationJson, ClientError)
 	proto::Outcome o = outcome(proto::OutcomeKind::ClientError, 0);
 	o.error = "Timeout was reached";
 	EXPECT_EQ(response_json(o),
-	          "{\"type\": \"client_error\", \"data\": {\"message\": \"Timeout was reached\"}, \"version\": \"2\"}");
+			  "{\"type\": \"client_error\", \"data\": {\"message\": \"Timeout was reached\"}, \"version\": \"2\"}");
 }
 
 TEST(InvocationJson, InvalidUtf8IsReplaced)
@@ -171,7 +175,7 @@ TEST(InvocationJson, InvalidUtf8IsReplaced)
 	std::string bad = "ok \xff \xc3\x28 \xe2\x82 \xed\xa0\x80 \xf0\x9f\x98\x80 \xc0\xaf";
 	append_json_string_utf8_safe(out, bad.data(), bad.size());
 	EXPECT_EQ(out, "\"ok \xEF\xBF\xBD \xEF\xBF\xBD( \xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD "
-	               "\xf0\x9f\x98\x80 \xEF\xBF\xBD\xEF\xBF\xBD\"");
+				   "\xf0\x9f\x98\x80 \xEF\xBF\xBD\xEF\xBF\xBD\"");
 	std::string nul;
 	append_json_string_utf8_safe(nul, "a\0b", 3);
 	EXPECT_EQ(nul, "\"a\\u0000b\"");
@@ -183,8 +187,8 @@ TEST(InvocationJson, InvalidUtf8IsReplaced)
 TEST(InvocationJson, Request)
 {
 	EXPECT_EQ(request_json("{\"id\": \"e1\"}", "[{\"name\": \"X\", \"value_from_env\": \"V\"}]"),
-	          "{\"payload\": {\"id\": \"e1\"}, \"headers\": [{\"name\": \"X\", \"value_from_env\": \"V\"}], "
-	          "\"version\": \"2\"}");
+			  "{\"payload\": {\"id\": \"e1\"}, \"headers\": [{\"name\": \"X\", \"value_from_env\": \"V\"}], "
+			  "\"version\": \"2\"}");
 	EXPECT_EQ(request_json("{}", ""), "{\"payload\": {}, \"headers\": [], \"version\": \"2\"}");
 }
 
@@ -198,14 +202,16 @@ struct FakeSidecar {
 
 	FakeSidecar(Dispatch &d_, int id_) : d(d_), id(id_) { d.add_connection(id); }
 
-	void send(const proto::Message &m)
+	void
+	send(const proto::Message &m)
 	{
 		std::string buf;
 		proto::encode(m, buf);
 		d.on_bytes(id, buf.data(), buf.size());
 	}
 
-	std::vector<proto::Message> received()
+	std::vector<proto::Message>
+	received()
 	{
 		std::string &out = d.outbuf(id);
 		reader.feed(out.data(), out.size());
@@ -386,7 +392,7 @@ TEST(Dispatch, DisconnectReturnsClaimsButKeepsReportedOnes)
 	ok.event_id = "e1";
 	s.send(ok);
 	EXPECT_EQ(d.remove_connection(1), 2u); /* e0 and e2 go back */
-	EXPECT_EQ(d.inflight(), 1u);            /* e1 waits for its record */
+	EXPECT_EQ(d.inflight(), 1u);           /* e1 waits for its record */
 	EXPECT_EQ(d.record_count(), 1u);
 	d.clear_records();
 	EXPECT_EQ(d.inflight(), 0u);

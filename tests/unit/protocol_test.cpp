@@ -209,7 +209,8 @@ operator==(const Stats &a, const Stats &b)
 	}
 	for (size_t i = 0; i < a.triggers.size(); i++) {
 		const TriggerStats &x = a.triggers[i], &y = b.triggers[i];
-		if (x.name != y.name || x.pending != y.pending || !same_bits(x.oldest_pending_age_sec, y.oldest_pending_age_sec) ||
+		if (x.name != y.name || x.pending != y.pending ||
+			!same_bits(x.oldest_pending_age_sec, y.oldest_pending_age_sec) ||
 			x.retries_scheduled != y.retries_scheduled || x.errored != y.errored)
 			return false;
 	}
@@ -505,21 +506,11 @@ TEST(Protocol, MutationFuzz)
 		for (int k = 0; k < mutations && !s.empty(); k++) {
 			size_t at = rng() % s.size();
 			switch (rng() % 6) {
-			case 0:
-				s[at] = char(s[at] ^ (1 << (rng() % 8)));
-				break;
-			case 1:
-				s[at] = char(rng());
-				break;
-			case 2:
-				s.resize(at);
-				break;
-			case 3:
-				s.insert(at, 1, char(rng()));
-				break;
-			case 4: /* damage the length prefix */
-				s[rng() % std::min<size_t>(4, s.size())] = char(rng());
-				break;
+			case 0: s[at] = char(s[at] ^ (1 << (rng() % 8))); break;
+			case 1: s[at] = char(rng()); break;
+			case 2: s.resize(at); break;
+			case 3: s.insert(at, 1, char(rng())); break;
+			case 4: /* damage the length prefix */ s[rng() % std::min<size_t>(4, s.size())] = char(rng()); break;
 			case 5: /* a string length field set to something large */
 				if (s.size() >= at + 4)
 					s.replace(at, 4, std::string("\x7f\xff\xff\xf0", 4));

@@ -25,13 +25,15 @@ namespace proto = hasura_events::proto;
 namespace {
 
 bool
-contains(const std::string &text, const std::string &part) {
+contains(const std::string &text, const std::string &part)
+{
 	return text.find(part) != std::string::npos;
 }
 
 /* sample_line returns the line of text that starts with prefix followed by a space, or "" */
 std::string
-sample_value(const std::string &text, const std::string &series) {
+sample_value(const std::string &text, const std::string &series)
+{
 	size_t at = 0;
 	while ((at = text.find(series + " ", at)) != std::string::npos) {
 		if (at == 0 || text[at - 1] == '\n') {
@@ -44,7 +46,8 @@ sample_value(const std::string &text, const std::string &series) {
 }
 
 proto::Deliver
-deliver(const std::string &trigger, int64_t created_at_ms, const std::string &body = "{}") {
+deliver(const std::string &trigger, int64_t created_at_ms, const std::string &body = "{}")
+{
 	proto::Deliver d;
 	d.event_id = "00000000-0000-4000-8000-000000000001";
 	d.trigger_name = trigger;
@@ -56,7 +59,8 @@ deliver(const std::string &trigger, int64_t created_at_ms, const std::string &bo
 
 } // namespace
 
-TEST(SidecarMetrics, FormatsValues) {
+TEST(SidecarMetrics, FormatsValues)
+{
 	EXPECT_EQ(format_metric_value(0), "0");
 	EXPECT_EQ(format_metric_value(-0.0), "0");
 	EXPECT_EQ(format_metric_value(42), "42");
@@ -73,7 +77,8 @@ TEST(SidecarMetrics, FormatsValues) {
 		EXPECT_EQ(strtod(format_metric_value(v).c_str(), nullptr), v) << v;
 }
 
-TEST(SidecarMetrics, EscapesLabelValuesAndHelp) {
+TEST(SidecarMetrics, EscapesLabelValuesAndHelp)
+{
 	EXPECT_EQ(escape_label_value("plain"), "plain");
 	EXPECT_EQ(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 	EXPECT_EQ(escape_label_value("caf\xc3\xa9"), "caf\xc3\xa9");
@@ -86,7 +91,8 @@ TEST(SidecarMetrics, EscapesLabelValuesAndHelp) {
 	EXPECT_EQ(escape_help("a\\b\nc \"q\""), "a\\\\b\\nc \"q\"");
 }
 
-TEST(SidecarMetrics, CountersAndGauges) {
+TEST(SidecarMetrics, CountersAndGauges)
+{
 	MetricsRegistry reg;
 	MetricFamily &c = reg.add("x_total", "Things.", MetricFamily::Type::Counter, {"trigger", "status"});
 	MetricFamily &g = reg.add("y", "A gauge.", MetricFamily::Type::Gauge);
@@ -111,7 +117,8 @@ TEST(SidecarMetrics, CountersAndGauges) {
 	EXPECT_FALSE(contains(reg.render(), "failed"));
 }
 
-TEST(SidecarMetrics, HistogramBucketsAreCumulativeAndInclusive) {
+TEST(SidecarMetrics, HistogramBucketsAreCumulativeAndInclusive)
+{
 	MetricsRegistry reg;
 	MetricFamily &h = reg.add("h_seconds", "H.", MetricFamily::Type::Histogram, {"trigger"}, {0.1, 1, 10});
 	for (double v : {0.05, 0.1, 0.5, 1.0, 5.0, 50.0})
@@ -129,7 +136,8 @@ TEST(SidecarMetrics, HistogramBucketsAreCumulativeAndInclusive) {
 					"h_seconds_count{trigger=\"a\"} 6\n");
 }
 
-TEST(SidecarMetrics, UnlabelledHistogramHasOnlyLe) {
+TEST(SidecarMetrics, UnlabelledHistogramHasOnlyLe)
+{
 	MetricsRegistry reg;
 	MetricFamily &h = reg.add("u_seconds", "U.", MetricFamily::Type::Histogram, {}, {1});
 	h.observe({}, 2);
@@ -140,7 +148,8 @@ TEST(SidecarMetrics, UnlabelledHistogramHasOnlyLe) {
 	EXPECT_TRUE(contains(text, "u_seconds_count 1\n")) << text;
 }
 
-TEST(SidecarMetrics, BucketListsAreAscending) {
+TEST(SidecarMetrics, BucketListsAreAscending)
+{
 	for (const auto *b : {&kLatencyBuckets, &kAgeBuckets}) {
 		ASSERT_FALSE(b->empty());
 		for (size_t i = 1; i < b->size(); i++)
@@ -148,7 +157,8 @@ TEST(SidecarMetrics, BucketListsAreAscending) {
 	}
 }
 
-TEST(SidecarEventMetrics, CountsAttemptsByOutcome) {
+TEST(SidecarEventMetrics, CountsAttemptsByOutcome)
+{
 	EventMetrics m;
 	const int64_t now = 1700000000000;
 	auto finish = [&](proto::OutcomeKind kind, bool http, bool reported, const std::string &trigger = "t") {
@@ -167,7 +177,7 @@ TEST(SidecarEventMetrics, CountsAttemptsByOutcome) {
 	finish(proto::OutcomeKind::Delivered, true, true);
 	finish(proto::OutcomeKind::HttpError, true, true);
 	finish(proto::OutcomeKind::ClientError, false, true); /* e.g. a missing env variable */
-	finish(proto::OutcomeKind::HttpError, true, false);	  /* connection gone: not processed */
+	finish(proto::OutcomeKind::HttpError, true, false);   /* connection gone: not processed */
 	std::string text = m.render(3, 1, 2);
 	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"db\",trigger=\"t\",status=\"success\"}"),
 			  "2");
@@ -202,7 +212,8 @@ TEST(SidecarEventMetrics, CountsAttemptsByOutcome) {
 	EXPECT_FALSE(contains(text, "00000000-0000")) << "event ids are never labels";
 }
 
-TEST(SidecarEventMetrics, EventWithoutCreatedAtSkipsAgeHistograms) {
+TEST(SidecarEventMetrics, EventWithoutCreatedAtSkipsAgeHistograms)
+{
 	EventMetrics m;
 	proto::Deliver d = deliver("t", 0);
 	m.attempt_started("db", d, 1000);
@@ -218,7 +229,8 @@ TEST(SidecarEventMetrics, EventWithoutCreatedAtSkipsAgeHistograms) {
 			  "0");
 }
 
-TEST(SidecarEventMetrics, StatsReplaceTriggerGauges) {
+TEST(SidecarEventMetrics, StatsReplaceTriggerGauges)
+{
 	EventMetrics m;
 	proto::Stats st;
 	st.database = "db1";
@@ -266,7 +278,8 @@ TEST(SidecarEventMetrics, StatsReplaceTriggerGauges) {
 	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{database=\"db2\",trigger=\"a\"}"), "9");
 }
 
-TEST(SidecarEventMetrics, NonFiniteStatsRenderValidly) {
+TEST(SidecarEventMetrics, NonFiniteStatsRenderValidly)
+{
 	EventMetrics m;
 	proto::Stats st;
 	st.database = "d\"b";
@@ -285,7 +298,8 @@ TEST(SidecarEventMetrics, NonFiniteStatsRenderValidly) {
 	EXPECT_EQ(sample_value(text, "hasura_events_fetched_per_batch{database=\"d\\\"b\"}"), "3");
 }
 
-TEST(SidecarEventMetrics, EveryFamilyHasHelpAndType) {
+TEST(SidecarEventMetrics, EveryFamilyHasHelpAndType)
+{
 	EventMetrics m;
 	proto::Stats st;
 	st.database = "db";
@@ -312,7 +326,8 @@ TEST(SidecarEventMetrics, EveryFamilyHasHelpAndType) {
 	}
 }
 
-TEST(SidecarHttp, ParsesRequests) {
+TEST(SidecarHttp, ParsesRequests)
+{
 	HttpRequest r;
 	EXPECT_EQ(parse_http_request("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", r), ParseResult::Ok);
 	EXPECT_EQ(r.method, "GET");
@@ -327,14 +342,16 @@ TEST(SidecarHttp, ParsesRequests) {
 	EXPECT_EQ(r.method, "POST");
 }
 
-TEST(SidecarHttp, WaitsForTheWholeHead) {
+TEST(SidecarHttp, WaitsForTheWholeHead)
+{
 	HttpRequest r;
 	EXPECT_EQ(parse_http_request("", r), ParseResult::NeedMore);
 	EXPECT_EQ(parse_http_request("GET /metrics HTTP/1.1\r\n", r), ParseResult::NeedMore);
 	EXPECT_EQ(parse_http_request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r", r), ParseResult::NeedMore);
 }
 
-TEST(SidecarHttp, RefusesMalformedRequests) {
+TEST(SidecarHttp, RefusesMalformedRequests)
+{
 	HttpRequest r;
 	for (const char *bad :
 		 {"GET /metrics\r\n\r\n", "GET  /metrics HTTP/1.1\r\n\r\n", "GET /metrics HTTP/2\r\n\r\n",
@@ -346,7 +363,8 @@ TEST(SidecarHttp, RefusesMalformedRequests) {
 	EXPECT_EQ(parse_http_request(std::string("GET /a\x01 HTTP/1.1\r\n\r\n"), r), ParseResult::Bad);
 }
 
-TEST(SidecarHttp, BoundsRequestSize) {
+TEST(SidecarHttp, BoundsRequestSize)
+{
 	HttpRequest r;
 	std::string big = "GET /metrics HTTP/1.1\r\nX: " + std::string(kMaxRequestBytes, 'a');
 	EXPECT_EQ(parse_http_request(big, r), ParseResult::TooLarge);
@@ -355,7 +373,8 @@ TEST(SidecarHttp, BoundsRequestSize) {
 	EXPECT_EQ(parse_http_request(fits, r), ParseResult::Ok);
 }
 
-TEST(SidecarHttp, FormatsResponses) {
+TEST(SidecarHttp, FormatsResponses)
+{
 	HttpResponse resp;
 	resp.status = 503;
 	resp.body = "not connected to any worker\n";
@@ -374,7 +393,8 @@ TEST(SidecarHttp, FormatsResponses) {
 	EXPECT_FALSE(contains(head, "not connected"));
 }
 
-TEST(SidecarHttp, ParsesListenAddresses) {
+TEST(SidecarHttp, ParsesListenAddresses)
+{
 	ListenAddress a;
 	ASSERT_TRUE(parse_listen_address("127.0.0.1:9464", a));
 	EXPECT_EQ(a.host, "127.0.0.1");
@@ -389,7 +409,8 @@ TEST(SidecarHttp, ParsesListenAddresses) {
 		EXPECT_FALSE(parse_listen_address(bad, a)) << bad;
 }
 
-TEST(SidecarHttp, MetricsAddressOption) {
+TEST(SidecarHttp, MetricsAddressOption)
+{
 	auto no_env = [](const char *) -> const char * { return nullptr; };
 	ParsedArgs p = parse_args({}, no_env);
 	EXPECT_EQ(p.options.metrics_address, "127.0.0.1:9464");
@@ -425,7 +446,8 @@ namespace {
  * is closed; returns everything received.
  */
 std::string
-http_exchange(HttpServer &server, const std::string &request) {
+http_exchange(HttpServer &server, const std::string &request)
+{
 	ListenAddress a;
 	EXPECT_TRUE(parse_listen_address(server.bound_address(), a));
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -460,7 +482,8 @@ http_exchange(HttpServer &server, const std::string &request) {
 
 } // namespace
 
-TEST(SidecarHttp, ServesOverLoopback) {
+TEST(SidecarHttp, ServesOverLoopback)
+{
 	int calls = 0;
 	HttpServer server([&](const HttpRequest &req) {
 		calls++;
