@@ -30,7 +30,7 @@ COMMIT;
 SELECT jsonb_pretty(e.payload) FROM hdb_catalog.event_log e WHERE e.trigger_name = 'items_tr'
 ORDER BY CASE e.payload->>'op' WHEN 'INSERT' THEN 1 WHEN 'UPDATE' THEN 2 ELSE 3 END;
 SELECT schema_name, table_name, trigger_name, delivered, error, archived, tries, locked, next_retry_at,
-       id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS id_is_uuid
+       id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' AS id_is_uuid_v7
 FROM hdb_catalog.event_log WHERE trigger_name = 'items_tr' ORDER BY payload->>'op';
 TRUNCATE hdb_catalog.event_log;
 

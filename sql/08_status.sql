@@ -65,3 +65,24 @@ SELECT * FROM hasura_events.trigger_status;
 SELECT * FROM hasura_events.worker_status;
 RESET ROLE;
 DROP ROLE status_nobody;
+
+-- Event ids are UUIDs version 7: ids made later sort later, within a statement and across them.
+SELECT hasura_events.create_event_trigger('{"name": "st_c", "table": "status_t", "webhook": "http://localhost/c",
+                                            "insert": {"columns": "*"}}');
+INSERT INTO status_t SELECT g, 'w' FROM generate_series(100, 1099) g;
+INSERT INTO status_t VALUES (2000, 'later');
+SELECT count(*) AS events,
+       bool_and(id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$') AS all_v7,
+       bool_and(prev IS NULL OR prev < id) AS ids_increase
+FROM (SELECT id, lag(id) OVER (ORDER BY (payload->'data'->'new'->>'id')::int) AS prev
+      FROM hdb_catalog.event_log WHERE trigger_name = 'st_c') s;
+
+-- An event_log altered by hand still records every event (through the general SQL path).
+ALTER TABLE hdb_catalog.event_log ADD COLUMN note text DEFAULT 'added by hand';
+INSERT INTO status_t VALUES (3000, 'after alter');
+SELECT payload->'data'->'new'->>'id' AS row_id, note, delivered, tries
+FROM hdb_catalog.event_log WHERE trigger_name = 'st_c' AND payload->'data'->'new'->>'id' = '3000';
+ALTER TABLE hdb_catalog.event_log DROP COLUMN note;
+INSERT INTO status_t VALUES (3001, 'after drop column');
+SELECT count(*) AS recorded FROM hdb_catalog.event_log
+WHERE trigger_name = 'st_c' AND payload->'data'->'new'->>'id' = '3001';

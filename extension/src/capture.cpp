@@ -32,6 +32,9 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -303,32 +306,83 @@ row_json(CaptureState *st, TupleTableSlot *slot)
 	return {VARDATA_ANY(json), (size_t)VARSIZE_ANY_EXHDR(json)};
 }
 
-/* flush_events: inserts the pending events with one statement, as the owner of event_log. */
-void
-flush_events(CaptureState *st)
-{
-	if (st->npending == 0)
-		return;
+/* The columns of hdb_catalog.event_log the direct insert fills, in table order. */
+const char *const kEventLogColumns[] = {"id",         "schema_name", "table_name",    "trigger_name",
+										"payload",    "delivered",   "error",         "tries",
+										"created_at", "locked",      "next_retry_at", "archived"};
+constexpr int kEventLogNatts = lengthof(kEventLogColumns);
 
-	Oid save_userid;
-	int save_sec_context;
-	Oid catalog = get_namespace_oid("hdb_catalog", false);
-	Oid event_log = get_relname_relid("event_log", catalog);
-	if (!OidIsValid(event_log))
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
-						errhint("The hasura_events extension is not installed correctly in this database.")));
-	Oid owner;
-	{
-		Relation rel = RelationIdGetRelation(event_log);
-		owner = rel->rd_rel->relowner;
-		RelationClose(rel);
+/* event_log_has_known_layout: the table is exactly as the install script made it. */
+bool
+event_log_has_known_layout(Relation rel)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	if (desc->natts != kEventLogNatts || rel->rd_rel->relkind != RELKIND_RELATION)
+		return false;
+	for (int i = 0; i < kEventLogNatts; i++) {
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		if (att->attisdropped || strcmp(NameStr(att->attname), kEventLogColumns[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * insert_events_direct: the pending events go straight into the heap and the indexes through
+ * the executor's simple-insert path (as logical replication applies rows), with the column
+ * defaults of the install script computed here: no SQL to parse, plan or run per batch.
+ */
+void
+insert_events_direct(CaptureState *st, Relation rel)
+{
+	EState *estate = CreateExecutorState();
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(estate, list_make1(rte));
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(rri, false);
+	AfterTriggerBeginQuery();
+
+	TupleTableSlot *slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	Datum schema_name = CStringGetTextDatum(st->schema_name);
+	Datum table_name = CStringGetTextDatum(st->table_name);
+	Datum trigger_name = CStringGetTextDatum(st->trigger_name);
+	Datum created_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()); /* now() */
+	for (int i = 0; i < st->npending; i++) {
+		ExecClearTuple(slot);
+		Datum *v = slot->tts_values;
+		bool *n = slot->tts_isnull;
+		v[0] = PointerGetDatum(hasura_events_new_id());
+		v[1] = schema_name;
+		v[2] = table_name;
+		v[3] = trigger_name;
+		v[4] = st->pending[i];
+		v[5] = BoolGetDatum(false); /* delivered */
+		v[6] = BoolGetDatum(false); /* error */
+		v[7] = Int32GetDatum(0);    /* tries */
+		v[8] = created_at;
+		v[11] = BoolGetDatum(false); /* archived */
+		for (int k = 0; k < kEventLogNatts; k++)
+			n[k] = (k == 9 || k == 10); /* locked, next_retry_at */
+		ExecStoreVirtualTuple(slot);
+		ExecSimpleRelationInsert(rri, estate, slot);
 	}
 
-	/* Events are written with the privileges of the catalog's owner: writers of the table need
-	 * no rights on hdb_catalog. Every name below is schema-qualified: no search_path lookups. */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	AfterTriggerEndQuery(estate);
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+}
 
+/* insert_events_sql: the general path, for an event_log someone altered. */
+void
+insert_events_sql(CaptureState *st)
+{
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "hasura_events: SPI_connect failed");
 	if (insert_plan == NULL) {
@@ -350,8 +404,37 @@ flush_events(CaptureState *st)
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "hasura_events: inserting events failed: %s", SPI_result_code_string(rc));
 	SPI_finish();
+}
 
+/* flush_events: inserts the pending events, as the owner of event_log. */
+void
+flush_events(CaptureState *st)
+{
+	if (st->npending == 0)
+		return;
+
+	Oid catalog = get_namespace_oid("hdb_catalog", false);
+	Oid event_log = get_relname_relid("event_log", catalog);
+	if (!OidIsValid(event_log))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
+						errhint("The hasura_events extension is not installed correctly in this database.")));
+	Relation rel = table_open(event_log, RowExclusiveLock);
+
+	/* Events are written with the privileges of the catalog's owner: writers of the table need
+	 * no rights on hdb_catalog. The SQL path names everything schema-qualified: no search_path
+	 * lookups. */
+	Oid save_userid;
+	int save_sec_context;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(rel->rd_rel->relowner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	if (event_log_has_known_layout(rel))
+		insert_events_direct(st, rel);
+	else
+		insert_events_sql(st);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
 
 	st->recorded += st->npending;
 	st->npending = 0;

@@ -159,7 +159,8 @@ commit_tx(void)
 SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
+	/* generic plans: the hot statements must not be re-planned at every batch */
+	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "hasura_events dispatcher: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	SPI_keepplan(plan);
@@ -172,18 +173,27 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
  * event_log_claim_idx, which holds only undelivered events, in due order, stopping at now().
  */
 const char *const kClaimSql =
-	"SELECT e.id, e.trigger_name, t.webhook, t.webhook_from_env, t.headers::text, "
-	"       ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h), "
-	"       ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "
-	"             FROM pg_catalog.jsonb_array_elements(t.headers) h), "
-	"       ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h), "
-	"       t.timeout_sec, t.num_retries, t.interval_sec, e.tries, "
-	"       pg_catalog.jsonb_build_object('id', e.id, 'created_at', e.created_at, "
-	"           'trigger', pg_catalog.jsonb_build_object('name', e.trigger_name), "
-	"           'table', pg_catalog.jsonb_build_object('schema', e.schema_name, 'name', e.table_name), "
-	"           'event', e.payload, "
-	"           'delivery_info', pg_catalog.jsonb_build_object('max_retries', t.num_retries, 'current_retry', e.tries)"
-	"       )::text, "
+	/* trigger definitions: evaluated once per claim, not once per event */
+	"WITH defs AS MATERIALIZED ("
+	"  SELECT t.name, t.webhook, t.webhook_from_env, t.headers::text AS headers_json, "
+	"         ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_names, "
+	"         ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "
+	"               FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_values, "
+	"         ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_env, "
+	"         t.timeout_sec, t.num_retries, t.interval_sec "
+	"  FROM hasura_events.event_triggers t) "
+	"SELECT e.id, e.trigger_name, d.webhook, d.webhook_from_env, d.headers_json, "
+	"       d.header_names, d.header_values, d.header_env, "
+	"       d.timeout_sec, d.num_retries, d.interval_sec, e.tries, "
+	/* Hasura's webhook payload, assembled as text: the stored event is not parsed again */
+	"       '{\"id\": ' || pg_catalog.to_json(e.id)::text "
+	"       || ', \"table\": {\"name\": ' || pg_catalog.to_json(e.table_name)::text "
+	"       || ', \"schema\": ' || pg_catalog.to_json(e.schema_name)::text "
+	"       || '}, \"event\": ' || e.payload::text "
+	"       || ', \"trigger\": {\"name\": ' || pg_catalog.to_json(e.trigger_name)::text "
+	"       || '}, \"created_at\": ' || pg_catalog.to_json(e.created_at)::text "
+	"       || ', \"delivery_info\": {\"max_retries\": ' || d.num_retries "
+	"       || ', \"current_retry\": ' || e.tries || '}}', "
 	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8 "
 	"FROM (SELECT * FROM hdb_catalog.event_log e "
 	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "
@@ -191,7 +201,7 @@ const char *const kClaimSql =
 	"        AND e.id <> ALL ($1) "
 	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at "
 	"      LIMIT $2) e "
-	"JOIN hasura_events.event_triggers t ON t.name = e.trigger_name";
+	"JOIN defs d ON d.name = e.trigger_name";
 
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
@@ -204,9 +214,9 @@ const char *const kOutcomeSql =
 
 const char *const kInvocationSql =
 	"INSERT INTO hdb_catalog.event_invocation_logs (event_id, trigger_name, status, request, response) "
-	"SELECT v.event_id, v.trigger_name, v.status, v.request::json, v.response::json "
+	"SELECT v.event_id, v.trigger_name, v.status, v.request, v.response "
 	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int4[]), "
-	"                 pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[])) "
+	"                 pg_catalog.unnest($4::json[]), pg_catalog.unnest($5::json[])) "
 	"       AS v(event_id, trigger_name, status, request, response)";
 
 Datum
@@ -363,7 +373,7 @@ record_outcomes(void)
 		if (outcome_plan == NULL) {
 			Oid t1[4] = {TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID};
 			outcome_plan = keep_plan(kOutcomeSql, 4, t1);
-			Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+			Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONARRAYOID, JSONARRAYOID};
 			invocation_plan = keep_plan(kInvocationSql, 5, t2);
 		}
 		Datum *ids = (Datum *)palloc(sizeof(Datum) * n);
@@ -404,8 +414,11 @@ record_outcomes(void)
 			a1[0],
 			PointerGetDatum(construct_array(triggers, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
 			PointerGetDatum(construct_md_array(status, status_null, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT)),
-			PointerGetDatum(construct_array(request, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
-			PointerGetDatum(construct_array(response, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
+			/* json datums as built (json is stored as text): the request wraps the payload the claim
+			 * query rendered and the stored headers, the response is written by response_json with
+			 * full escaping (unit-tested), so parsing them again would only cost time */
+			PointerGetDatum(construct_array(request, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(response, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
 		};
 		rc = SPI_execute_plan(invocation_plan, a2, NULL, false, 0);
 		if (rc != SPI_OK_INSERT)
@@ -716,6 +729,9 @@ hasura_events_dispatcher_main(Datum main_arg)
 	StartTransactionCommand();
 	/* payload timestamps are rendered in UTC whatever the server's TimeZone */
 	SetConfigOption("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION);
+	/* An outcome lost with the last few commits of a crash only means the event is delivered
+	 * again (at least once); the dispatcher need not wait for WAL flushes. */
+	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	bool present = extension_present();
 	char *dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(dboid));
 	CommitTransactionCommand();

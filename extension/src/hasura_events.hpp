@@ -12,6 +12,8 @@
 
 /* module.cpp */
 extern bool hasura_events_preloaded;
+/* a new time-ordered event or invocation id (UUID version 7, as text) */
+extern "C" text *hasura_events_new_id(void);
 
 /* wake.cpp: remember that this transaction recorded events; the worker of this database is woken
  * when (and only if) the transaction commits. */

@@ -13,6 +13,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "commands/dbcommands.h"
+#include "common/pg_prng.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -22,6 +23,7 @@ extern "C" {
 }
 
 #include <signal.h>
+#include <sys/time.h>
 
 #include "hasura_events.hpp"
 #include "worker.hpp"
@@ -212,6 +214,67 @@ hasura_events_wake(PG_FUNCTION_ARGS)
 {
 	hasura_events_note_events_recorded();
 	PG_RETURN_VOID();
+}
+
+} // extern "C"
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(hasura_events_gen_id);
+
+/*
+ * hasura_events_new_id / hasura_events.gen_id(): a new event or invocation id: a UUID version 7 as text (48-bit Unix
+ * milliseconds, then a per-backend sequence, then random bits). Ids made later sort later, so the
+ * primary keys of event_log and event_invocation_logs grow at their right edge (Postgres's
+ * fast path for rightmost inserts) instead of touching a random leaf page per event.
+ */
+text *
+hasura_events_new_id(void)
+{
+	static uint64 last_ms = 0;
+	static uint32 seq = 0;
+
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	uint64 ms = (uint64)tv.tv_sec * 1000 + (uint64)(tv.tv_usec / 1000);
+	if (ms <= last_ms) {
+		/* same (or an earlier) millisecond: keep order with the 12-bit sequence */
+		if (++seq > 0xFFF) {
+			seq = 0;
+			last_ms++;
+		}
+		ms = last_ms;
+	} else {
+		last_ms = ms;
+		seq = (uint32)(pg_prng_uint32(&pg_global_prng_state) & 0x3FF); /* room to count up */
+	}
+	uint64 rnd = pg_prng_uint64(&pg_global_prng_state);
+
+	uint8 b[16];
+	for (int i = 0; i < 6; i++)
+		b[i] = (uint8)(ms >> (40 - 8 * i));
+	b[6] = (uint8)(0x70 | ((seq >> 8) & 0x0F)); /* version 7 */
+	b[7] = (uint8)(seq & 0xFF);
+	b[8] = (uint8)(0x80 | ((rnd >> 56) & 0x3F)); /* variant 10 */
+	for (int i = 9; i < 16; i++)
+		b[i] = (uint8)(rnd >> (8 * (15 - i)));
+
+	static const char hex[] = "0123456789abcdef";
+	char out[37];
+	int p = 0;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[p++] = '-';
+		out[p++] = hex[b[i] >> 4];
+		out[p++] = hex[b[i] & 0x0F];
+	}
+	return cstring_to_text_with_len(out, 36);
+}
+
+PGDLLEXPORT Datum
+hasura_events_gen_id(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(hasura_events_new_id());
 }
 
 } // extern "C"
