@@ -55,6 +55,10 @@ CREATE TABLE hdb_catalog.event_log (
     next_retry_at timestamptz,
     archived      boolean NOT NULL DEFAULT false
 );
+-- Every delivered event leaves one dead tuple (its outcome update): vacuum the log well before
+-- the default 20 % of dead rows, so it does not bloat while events stream through.
+ALTER TABLE hdb_catalog.event_log SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+                                       autovacuum_analyze_scale_factor = 0.02);
 COMMENT ON TABLE hdb_catalog.event_log IS 'One row per event (Hasura''s event_log); payload is the event object.';
 
 -- Lists of one trigger's events (pg_get_event_logs, delete/archive).

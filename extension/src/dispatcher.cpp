@@ -712,6 +712,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		my_slot->pid = MyProcPid;
 		my_slot->latch = MyLatch;
 		my_slot->starts++;
+		my_slot->commit_wakeups = false;
 		my_slot->started_at = GetCurrentTimestamp();
 		my_slot->sidecars = 0;
 		my_slot->inflight = 0;
@@ -745,6 +746,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 	char *readbuf = (char *)MemoryContextAlloc(TopMemoryContext, kReadChunk);
 
 	bool want_claim = true; /* events may be waiting from before we started */
+	bool commit_wakeups = false;
 	TimestampTz next_retry_check = GetCurrentTimestamp();
 	TimestampTz next_stats =
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hasura_events_stats_log_interval_s * 1000L);
@@ -769,6 +771,17 @@ hasura_events_dispatcher_main(Datum main_arg)
 
 		size_t room = 0;
 		DISPATCH_GUARD("computing room", room = dispatch->claimable());
+		/* commits wake us only while a claim could hand something out; when that becomes true,
+		 * claim once more, for events committed while the wakeups were off */
+		bool wakeups = room > 0 && !hasura_events_paused;
+		if (wakeups != commit_wakeups) {
+			SpinLockAcquire(&hasura_events_shmem->mutex);
+			my_slot->commit_wakeups = wakeups;
+			SpinLockRelease(&hasura_events_shmem->mutex);
+			commit_wakeups = wakeups;
+			if (wakeups)
+				want_claim = true;
+		}
 		long timeout_ms;
 		TimestampTz now = GetCurrentTimestamp();
 		if (want_claim && room > 0 && !hasura_events_paused)

@@ -87,9 +87,12 @@ hasura_events_request_dispatcher(Oid dboid)
 		slot->dboid = dboid;
 	}
 	if (slot != NULL) {
-		if (slot->latch != NULL)
-			wake = slot->latch;
-		else {
+		if (slot->latch != NULL) {
+			/* a dispatcher without room to claim (no sidecar credit, paused) is not woken: it
+			 * claims when room comes back anyway, and each wake would cost a signal */
+			if (slot->commit_wakeups)
+				wake = slot->latch;
+		} else {
 			slot->wanted = true;
 			slot->no_extension = false;
 			wake = hasura_events_shmem->launcher_latch;

@@ -43,6 +43,7 @@ typedef struct DispatcherSlot {
 	bool wanted;       /* someone asked for a dispatcher here (CREATE EXTENSION, a commit) */
 	bool dropping;     /* DROP DATABASE in progress: do not start one */
 	bool no_extension; /* last dispatcher found no extension: start only when wanted */
+	bool commit_wakeups; /* the running dispatcher could claim now: commits should wake it */
 	/* what the running dispatcher reports (hasura_events.worker_status) */
 	uint32 starts; /* dispatcher starts since the slot was taken */
 	TimestampTz started_at;
