@@ -15,7 +15,7 @@ MODULE_big   = hasura_events
 
 PG_CONFIG   ?= pg_config
 
-CORE_SRCS    = $(wildcard extension/core/*.cpp) protocol/protocol.cpp
+CORE_SRCS    = $(wildcard extension/core/*.cpp) protocol/protocol.cpp protocol/json_text.cpp
 PG_SRCS      = $(wildcard extension/src/*.cpp)
 OBJS         = $(PG_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 

@@ -7,6 +7,8 @@
  */
 #include "http_server.hpp"
 
+#include "socket_io.hpp"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
@@ -350,16 +352,10 @@ HttpServer::respond(Client &c, const HttpResponse &r, bool head_only)
 void
 HttpServer::write_client(Client &c)
 {
-	while (c.out_off < c.out.size()) {
-		ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
-		if (n > 0) {
-			c.out_off += size_t(n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
+	SendResult r = send_buffered(c.fd.get(), c.out, c.out_off);
+	if (r == SendResult::WouldBlock)
+		return;
+	if (r == SendResult::Failed) {
 		clients_.erase(c.fd.get());
 		return;
 	}

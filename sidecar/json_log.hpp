@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include "json_text.hpp"
 #include "options.hpp"
 
 #include <cstdint>
@@ -14,11 +15,9 @@
 
 namespace hasura_events::sidecar {
 
-/* utf8_sequence_length returns the length of the valid UTF-8 sequence starting at s[i], or 0 */
-size_t utf8_sequence_length(std::string_view s, size_t i);
-
-/* json_quote returns s as a JSON string literal; invalid UTF-8 becomes U+FFFD */
-std::string json_quote(std::string_view s);
+/* JSON quoting is shared with the worker (protocol/json_text.hpp) */
+using hasura_events::json_quote;
+using hasura_events::utf8_sequence_length;
 
 class LogLine {
 public:

@@ -12,6 +12,8 @@
  */
 #include "sidecar.hpp"
 
+#include "socket_io.hpp"
+
 #include "json_log.hpp"
 
 #include <algorithm>
@@ -557,16 +559,7 @@ Sidecar::send(Connection &c, const proto::Message &m)
 void
 Sidecar::write_connection(Connection &c)
 {
-	while (c.out_off < c.out.size()) {
-		ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
-		if (n > 0) {
-			c.out_off += size_t(n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
+	if (send_buffered(c.fd.get(), c.out, c.out_off) == SendResult::Failed) {
 		close_connection(c.id, std::string("send: ") + strerror(errno), !shutting_down_);
 		return;
 	}

@@ -5,6 +5,8 @@
  */
 #include "dispatch.hpp"
 
+#include "json_text.hpp"
+
 #include <algorithm>
 #include <cstdio>
 
@@ -58,83 +60,13 @@ decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retrie
 	return d;
 }
 
-void
-append_json_string_utf8_safe(std::string &out, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = reinterpret_cast<const unsigned char *>(s);
-	out.push_back('"');
-	size_t i = 0;
-	while (i < len) {
-		unsigned char c = p[i];
-		if (c < 0x80) {
-			switch (c) {
-			case '"': out += "\\\""; break;
-			case '\\': out += "\\\\"; break;
-			case '\n': out += "\\n"; break;
-			case '\r': out += "\\r"; break;
-			case '\t': out += "\\t"; break;
-			case '\b': out += "\\b"; break;
-			case '\f': out += "\\f"; break;
-			default:
-				if (c < 0x20) {
-					out += "\\u00";
-					out.push_back(hex[c >> 4]);
-					out.push_back(hex[c & 0xf]);
-				} else
-					out.push_back(char(c));
-			}
-			i++;
-			continue;
-		}
-		/* multi-byte: validate the sequence (no overlongs, no surrogates, <= U+10FFFF) */
-		size_t need;
-		uint32_t cp;
-		if (c >= 0xC2 && c <= 0xDF) {
-			need = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
-			out += "\xEF\xBF\xBD";
-			i++;
-			continue;
-		}
-		bool ok = i + need < len; /* the continuation bytes are all there */
-		for (size_t k = 1; ok && k <= need; k++) {
-			unsigned char cc = p[i + k];
-			if ((cc & 0xC0) != 0x80)
-				ok = false;
-			else
-				cp = (cp << 6) | (cc & 0x3F);
-		}
-		if (ok) {
-			if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-				(need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-				ok = false;
-		}
-		if (!ok) {
-			out += "\xEF\xBF\xBD";
-			i++;
-			continue;
-		}
-		out.append(s + i, need + 1);
-		i += need + 1;
-	}
-	out.push_back('"');
-}
-
 std::string
 response_json(const proto::Outcome &o)
 {
 	std::string out;
 	if (o.http_status > 0) {
 		out += "{\"type\": \"webhook_response\", \"data\": {\"body\": ";
-		append_json_string_utf8_safe(out, o.response_body.data(), o.response_body.size());
+		append_json_quoted(out, o.response_body);
 		out += ", \"headers\": [";
 		bool first = true;
 		for (const auto &h : o.response_headers) {
@@ -142,16 +74,16 @@ response_json(const proto::Outcome &o)
 				out += ", ";
 			first = false;
 			out += "{\"name\": ";
-			append_json_string_utf8_safe(out, h.first.data(), h.first.size());
+			append_json_quoted(out, h.first);
 			out += ", \"value\": ";
-			append_json_string_utf8_safe(out, h.second.data(), h.second.size());
+			append_json_quoted(out, h.second);
 			out += "}";
 		}
 		out += "], \"status\": " + std::to_string(o.http_status) + "}, \"version\": \"2\"}";
 	} else {
 		out += "{\"type\": \"client_error\", \"data\": {\"message\": ";
 		const std::string &msg = o.error.empty() ? std::string("no response") : o.error;
-		append_json_string_utf8_safe(out, msg.data(), msg.size());
+		append_json_quoted(out, msg);
 		out += "}, \"version\": \"2\"}";
 	}
 	return out;

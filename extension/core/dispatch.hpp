@@ -47,8 +47,6 @@ std::string response_json(const proto::Outcome &outcome);
 /* The invocation log's request JSON (version "2"): {"payload": body, "headers": headers_json}. */
 std::string request_json(const std::string &body, const std::string &headers_json);
 
-/* Appends s as a JSON string; invalid UTF-8 sequences become U+FFFD, NUL becomes \u0000. */
-void append_json_string_utf8_safe(std::string &out, const char *s, size_t len);
 
 /* An event claimed from event_log, as the Postgres side reads it (plain pointers, valid during the call). */
 struct ClaimedEventView {

@@ -351,6 +351,14 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT 'hasura_events_' || trigger_name || '_' || pg_catalog.lower(op)
 $$;
 
+-- _pg_trigger_names: the names the pg triggers of an event trigger may have.
+CREATE FUNCTION hasura_events._pg_trigger_names(trigger_name text) RETURNS name[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY[hasura_events._pg_trigger_name(trigger_name, 'insert'),
+                 hasura_events._pg_trigger_name(trigger_name, 'update'),
+                 hasura_events._pg_trigger_name(trigger_name, 'delete')]::name[]
+$$;
+
 -- _drop_pg_triggers: drops the pg triggers of an event trigger, wherever its table now is.
 CREATE FUNCTION hasura_events._drop_pg_triggers(trigger_name text) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -360,9 +368,7 @@ BEGIN
     FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS tbl
              FROM pg_catalog.pg_trigger tg
              WHERE tg.tgfoid = 'hasura_events.capture()'::regprocedure AND tg.tgparentid = 0
-               AND tg.tgname IN (hasura_events._pg_trigger_name(trigger_name, 'insert'),
-                                 hasura_events._pg_trigger_name(trigger_name, 'update'),
-                                 hasura_events._pg_trigger_name(trigger_name, 'delete'))
+               AND tg.tgname = ANY (hasura_events._pg_trigger_names(trigger_name))
     LOOP
         EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', t.tgname, t.tbl);
     END LOOP;
@@ -818,8 +824,7 @@ BEGIN
       JOIN pg_class c ON c.oid = tg.tgrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE tg.tgfoid = 'hasura_events.capture()'::regprocedure AND tg.tgparentid = 0
-       AND tg.tgname IN (hasura_events._pg_trigger_name(t.name, 'insert'), hasura_events._pg_trigger_name(t.name, 'update'),
-                         hasura_events._pg_trigger_name(t.name, 'delete'))
+       AND tg.tgname = ANY (hasura_events._pg_trigger_names(t.name))
        AND (t.schema_name, t.table_name) IS DISTINCT FROM (n.nspname::text, c.relname::text);
 
     FOR def IN SELECT DISTINCT t.*
@@ -827,9 +832,7 @@ BEGIN
                JOIN pg_class c ON c.relname = t.table_name
                JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = t.schema_name
                JOIN pg_trigger tg ON tg.tgrelid = c.oid AND tg.tgfoid = 'hasura_events.capture()'::regprocedure
-                    AND tg.tgname IN (hasura_events._pg_trigger_name(t.name, 'insert'),
-                                      hasura_events._pg_trigger_name(t.name, 'update'),
-                                      hasura_events._pg_trigger_name(t.name, 'delete'))
+                    AND tg.tgname = ANY (hasura_events._pg_trigger_names(t.name))
               WHERE tg.tgtype & 1 = 0 -- statement-level
                 AND (c.relispartition OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
     LOOP

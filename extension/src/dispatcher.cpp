@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "dispatch.hpp"
+#include "socket_io.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -90,8 +91,6 @@ using hasura_events::RecordView;
 
 namespace {
 
-volatile sig_atomic_t got_sigterm = false;
-
 Dispatch *dispatch = NULL;
 DispatcherSlot *my_slot = NULL;
 int listen_fd = -1;
@@ -106,15 +105,6 @@ MemoryContext loop_ctx = NULL;
 constexpr int kMaxConnections = 64;
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr size_t kMaxReadPerWake = 8 * 1024 * 1024;
-
-void
-handle_sigterm(SIGNAL_ARGS)
-{
-	int save_errno = errno;
-	got_sigterm = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
 
 /* dispatcher_config: the Dispatch settings from the GUCs. */
 DispatchConfig
@@ -621,19 +611,7 @@ write_connection(int fd)
 	DISPATCH_GUARD("writing frames", {
 		std::string &out = dispatch->outbuf(fd);
 		size_t done = 0;
-		while (done < out.size()) {
-			ssize_t n = send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
-			if (n > 0) {
-				done += (size_t)n;
-				continue;
-			}
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			ok = false;
-			break;
-		}
+		ok = hasura_events::send_buffered(fd, out, done) != hasura_events::SendResult::Failed;
 		out.erase(0, done);
 	});
 	return ok;
@@ -695,7 +673,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 {
 	Oid dboid = DatumGetObjectId(main_arg);
 
-	pqsignal(SIGTERM, handle_sigterm);
+	pqsignal(SIGTERM, hasura_events_handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
@@ -752,7 +730,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hasura_events_stats_log_interval_s * 1000L);
 	TimestampTz next_metrics = GetCurrentTimestamp();
 
-	while (!got_sigterm) {
+	while (!hasura_events_got_sigterm) {
 		MemoryContextSwitchTo(loop_ctx);
 		MemoryContextReset(loop_ctx);
 
@@ -808,7 +786,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			DISPATCH_GUARD("applying settings", dispatch->set_config(dispatcher_config(dbname)));
 		}
-		if (got_sigterm)
+		if (hasura_events_got_sigterm)
 			break;
 
 		bool accept_now = false;

@@ -37,23 +37,12 @@ extern "C" {
 
 namespace {
 
-volatile sig_atomic_t got_sigterm = false;
-
 /* The launcher's own view of each slot's worker. */
 BackgroundWorkerHandle *handles[HASURA_EVENTS_MAX_DATABASES];
 Oid handle_db[HASURA_EVENTS_MAX_DATABASES];
 TimestampTz last_start[HASURA_EVENTS_MAX_DATABASES];
 
 constexpr int kRestartDelayMs = 1000;
-
-void
-handle_sigterm(SIGNAL_ARGS)
-{
-	int save_errno = errno;
-	got_sigterm = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
 
 /* request_all_databases: a dispatcher is wanted in every database that accepts connections. */
 void
@@ -171,7 +160,7 @@ extern "C" {
 PGDLLEXPORT void
 hasura_events_launcher_main(Datum main_arg)
 {
-	pqsignal(SIGTERM, handle_sigterm);
+	pqsignal(SIGTERM, hasura_events_handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0); /* shared catalogs only */
@@ -189,7 +178,7 @@ hasura_events_launcher_main(Datum main_arg)
 
 	request_all_databases();
 
-	while (!got_sigterm) {
+	while (!hasura_events_got_sigterm) {
 		bool retry_later = manage_dispatchers();
 		int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (retry_later ? WL_TIMEOUT : 0),
 						   retry_later ? kRestartDelayMs : -1L, PG_WAIT_EXTENSION);

@@ -20,6 +20,17 @@ extern "C" {
 #include "worker.hpp"
 
 HasuraEventsShmem *hasura_events_shmem = NULL;
+volatile sig_atomic_t hasura_events_got_sigterm = false;
+
+/* hasura_events_handle_sigterm: the SIGTERM handler of both background workers. */
+void
+hasura_events_handle_sigterm(SIGNAL_ARGS)
+{
+	int save_errno = errno;
+	hasura_events_got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;

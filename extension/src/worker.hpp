@@ -37,12 +37,12 @@ extern void hasura_events_define_gucs(void);
 #define HASURA_EVENTS_MAX_DATABASES 64
 
 typedef struct DispatcherSlot {
-	Oid dboid;         /* InvalidOid: slot free */
-	pid_t pid;         /* 0 until the dispatcher runs */
-	Latch *latch;      /* the dispatcher's latch while it runs */
-	bool wanted;       /* someone asked for a dispatcher here (CREATE EXTENSION, a commit) */
-	bool dropping;     /* DROP DATABASE in progress: do not start one */
-	bool no_extension; /* last dispatcher found no extension: start only when wanted */
+	Oid dboid;           /* InvalidOid: slot free */
+	pid_t pid;           /* 0 until the dispatcher runs */
+	Latch *latch;        /* the dispatcher's latch while it runs */
+	bool wanted;         /* someone asked for a dispatcher here (CREATE EXTENSION, a commit) */
+	bool dropping;       /* DROP DATABASE in progress: do not start one */
+	bool no_extension;   /* last dispatcher found no extension: start only when wanted */
 	bool commit_wakeups; /* the running dispatcher could claim now: commits should wake it */
 	/* what the running dispatcher reports (hasura_events.worker_status) */
 	uint32 starts; /* dispatcher starts since the slot was taken */
@@ -65,6 +65,10 @@ typedef struct HasuraEventsShmem {
 } HasuraEventsShmem;
 
 extern HasuraEventsShmem *hasura_events_shmem;
+
+/* SIGTERM of the launcher and the dispatchers: sets the flag and the latch, nothing else. */
+extern volatile sig_atomic_t hasura_events_got_sigterm;
+extern void hasura_events_handle_sigterm(SIGNAL_ARGS);
 
 /* Asks the launcher for a dispatcher in database dboid (and wakes the running one). */
 extern void hasura_events_request_dispatcher(Oid dboid);

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PG_BINDIR = subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
@@ -178,3 +179,22 @@ class Sidecar:
                 self.proc.wait(5)
         self.logfile.close()
         return self.proc.returncode
+
+
+def run_suite(name, tests, argv):
+    """Runs the tests named in argv (all when empty); prints PASS/FAIL lines and the closing
+    "<name>: N passed, N failed" line that tests/run-all.sh reads. Returns the exit status."""
+    selected = [t for t in tests if not argv or t.__name__ in argv]
+    passed = failed = 0
+    for t in selected:
+        t0 = time.time()
+        try:
+            t()
+            passed += 1
+            print(f"PASS {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
+            traceback.print_exc()
+    print(f"{name}: {passed} passed, {failed} failed")
+    return 1 if failed else 0

@@ -10,10 +10,9 @@ import os
 import signal
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster, Receiver, Sidecar, wait_for, IS_ROOT, SIDECAR  # noqa: E402
+from harness import Cluster, Receiver, Sidecar, wait_for, run_suite, IS_ROOT, SIDECAR  # noqa: E402
 
 TESTS = []
 
@@ -438,21 +437,7 @@ def dump_and_restore_keep_triggers_and_events():
 
 
 def main(argv):
-    selected = [t for t in TESTS if not argv or t.__name__ in argv]
-    passed = failed = 0
-    for t in selected:
-        t0 = time.time()
-        try:
-            t()
-            passed += 1
-            print(f"PASS {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
-            traceback.print_exc()
-    print(f"integration: {passed} passed, {failed} failed")
-    return 1 if failed else 0
-
+    return run_suite("integration", TESTS, argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

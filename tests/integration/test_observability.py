@@ -17,13 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import ROOT, SIDECAR, Receiver, free_port, wait_for  # noqa: E402
+from harness import ROOT, SIDECAR, Receiver, free_port, run_suite, wait_for  # noqa: E402
 
 FAKE_WORKER = os.path.join(ROOT, "tests", "receiver", "fake_worker.py")
 PROMTOOL = shutil.which("promtool")
@@ -484,21 +483,7 @@ def real_worker_figures_reach_the_metrics():
 
 
 def main(argv):
-    selected = [t for t in TESTS if not argv or t.__name__ in argv]
-    passed = failed = 0
-    for t in selected:
-        t0 = time.time()
-        try:
-            t()
-            passed += 1
-            print(f"PASS {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
-            traceback.print_exc()
-    print(f"observability: {passed} passed, {failed} failed")
-    return 1 if failed else 0
-
+    return run_suite("observability", TESTS, argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
