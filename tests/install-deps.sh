@@ -22,6 +22,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as prometheus would start system services on install; the tests start their own
+# servers on free ports, so keep the package scripts from starting anything.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get update -qq
 # postgresql-15 first, then the dev headers pinned to its version.
 $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
