@@ -31,19 +31,25 @@
 
 namespace {
 
-long long realtime_us() {
+long long
+realtime_us()
+{
 	timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-long long mono_ns() {
+long long
+mono_ns()
+{
 	timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-PGconn *connect_or_die(const char *conninfo) {
+PGconn *
+connect_or_die(const char *conninfo)
+{
 	PGconn *c = PQconnectdb(conninfo);
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "driver: connect: %s", PQerrorMessage(c));
@@ -52,7 +58,9 @@ PGconn *connect_or_die(const char *conninfo) {
 	return c;
 }
 
-void exec_or_die(PGconn *c, const char *sql) {
+void
+exec_or_die(PGconn *c, const char *sql)
+{
 	PGresult *r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "driver: %s: %s", sql, PQerrorMessage(c));
@@ -64,7 +72,9 @@ void exec_or_die(PGconn *c, const char *sql) {
 struct Mem {
 	int pid;
 	long hwm = 0, peak_rss = 0, peak_anon = 0;
-	void sample() {
+	void
+	sample()
+	{
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/status", pid);
 		FILE *f = fopen(path, "r");
@@ -84,7 +94,9 @@ struct Mem {
 	}
 };
 
-int paced(int argc, char **argv) {
+int
+paced(int argc, char **argv)
+{
 	if (argc < 8) {
 		fprintf(stderr, "usage: driver paced CONNINFO RATE SECONDS CONNECTIONS FIRST_ID OUT\n");
 		return 2;
@@ -94,14 +106,14 @@ int paced(int argc, char **argv) {
 	int nconn = atoi(argv[5]);
 	long long first = atoll(argv[6]);
 	const char *out = argv[7];
-	long long total = (long long) (rate * seconds);
+	long long total = (long long)(rate * seconds);
 	std::vector<long long> commit_us(total, 0);
 	std::atomic<long long> late{0};
 	std::vector<PGconn *> conns;
 	for (int i = 0; i < nconn; i++) {
 		PGconn *c = connect_or_die(conninfo);
-		PGresult *r = PQprepare(c, "ins", "INSERT INTO bench_lat (id, note) VALUES ($1::bigint, 'latency probe')", 1,
-		                        nullptr);
+		PGresult *r =
+			PQprepare(c, "ins", "INSERT INTO bench_lat (id, note) VALUES ($1::bigint, 'latency probe')", 1, nullptr);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 			fprintf(stderr, "driver: prepare: %s", PQerrorMessage(c));
 			return 1;
@@ -114,8 +126,8 @@ int paced(int argc, char **argv) {
 		PGconn *c = conns[k];
 		char idbuf[32];
 		for (long long i = k; i < total; i += nconn) {
-			long long due = t0 + (long long) (i * 1e9 / rate);
-			timespec ts{(time_t) (due / 1000000000LL), (long) (due % 1000000000LL)};
+			long long due = t0 + (long long)(i * 1e9 / rate);
+			timespec ts{(time_t)(due / 1000000000LL), (long)(due % 1000000000LL)};
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
 			}
 			if (mono_ns() - due > 1000000)
@@ -147,14 +159,18 @@ int paced(int argc, char **argv) {
 	return 0;
 }
 
-void print_mem(std::vector<Mem> &mems) {
+void
+print_mem(std::vector<Mem> &mems)
+{
 	for (Mem &m : mems) {
 		m.sample();
 		printf("pid %d hwm_kb %ld peak_rss_kb %ld peak_anon_kb %ld\n", m.pid, m.hwm, m.peak_rss, m.peak_anon);
 	}
 }
 
-int drain(int argc, char **argv) {
+int
+drain(int argc, char **argv)
+{
 	if (argc < 5) {
 		fprintf(stderr, "usage: driver drain CONNINFO TIMEOUT_S POLL_MS [PID...]\n");
 		return 2;
@@ -170,7 +186,8 @@ int drain(int argc, char **argv) {
 	exec_or_die(c, "ALTER SYSTEM SET hasura_events.paused = off");
 	long long t0 = mono_ns();
 	exec_or_die(c, "SELECT pg_reload_conf()");
-	const char *q = "SELECT EXISTS (SELECT 1 FROM hdb_catalog.event_log WHERE NOT delivered AND NOT error AND NOT archived)";
+	const char *q =
+		"SELECT EXISTS (SELECT 1 FROM hdb_catalog.event_log WHERE NOT delivered AND NOT error AND NOT archived)";
 	double s = 0;
 	for (;;) {
 		for (Mem &m : mems)
@@ -199,7 +216,9 @@ int drain(int argc, char **argv) {
 
 volatile sig_atomic_t watch_stop = 0;
 
-int watch(int argc, char **argv) {
+int
+watch(int argc, char **argv)
+{
 	if (argc < 5) {
 		fprintf(stderr, "usage: driver watch SECONDS POLL_MS PID...\n");
 		return 2;
@@ -211,7 +230,7 @@ int watch(int argc, char **argv) {
 		mems.push_back(Mem{atoi(argv[i])});
 	signal(SIGINT, [](int) { watch_stop = 1; });
 	signal(SIGTERM, [](int) { watch_stop = 1; });
-	long long end = mono_ns() + (long long) (seconds * 1e9);
+	long long end = mono_ns() + (long long)(seconds * 1e9);
 	while (mono_ns() < end && !watch_stop) {
 		for (Mem &m : mems)
 			m.sample();
@@ -223,7 +242,9 @@ int watch(int argc, char **argv) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int
+main(int argc, char **argv)
+{
 	if (argc >= 2 && !strcmp(argv[1], "paced"))
 		return paced(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "drain"))

@@ -29,7 +29,9 @@ struct C {
 	size_t sent = 0;
 };
 
-void run(int port, int nconn, double seconds, const std::string &req) {
+void
+run(int port, int nconn, double seconds, const std::string &req)
+{
 	int ep = epoll_create1(0);
 	std::vector<C> cs(nconn);
 	for (int i = 0; i < nconn; i++) {
@@ -38,7 +40,7 @@ void run(int port, int nconn, double seconds, const std::string &req) {
 		a.sin_family = AF_INET;
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		a.sin_port = htons(port);
-		if (connect(fd, (sockaddr *) &a, sizeof(a)) < 0) {
+		if (connect(fd, (sockaddr *)&a, sizeof(a)) < 0) {
 			perror("loadgen: connect");
 			exit(1);
 		}
@@ -49,7 +51,7 @@ void run(int port, int nconn, double seconds, const std::string &req) {
 		e.events = EPOLLIN;
 		e.data.u32 = i;
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
-		if (write(fd, req.data(), req.size()) != (ssize_t) req.size()) {
+		if (write(fd, req.data(), req.size()) != (ssize_t)req.size()) {
 			perror("loadgen: write");
 			exit(1);
 		}
@@ -67,20 +69,20 @@ void run(int port, int nconn, double seconds, const std::string &req) {
 				fprintf(stderr, "loadgen: connection closed\n");
 				exit(1);
 			}
-			c.in.append(buf, (size_t) r);
+			c.in.append(buf, (size_t)r);
 			for (;;) {
 				size_t he = c.in.find("\r\n\r\n");
 				if (he == std::string::npos)
 					break;
 				size_t cl = 0;
 				const char *p = strcasestr(c.in.c_str(), "content-length:");
-				if (p && (size_t) (p - c.in.c_str()) < he)
+				if (p && (size_t)(p - c.in.c_str()) < he)
 					cl = strtoul(p + 15, nullptr, 10);
 				if (c.in.size() < he + 4 + cl)
 					break;
 				c.in.erase(0, he + 4 + cl);
 				done++;
-				if (write(c.fd, req.data(), req.size()) != (ssize_t) req.size()) {
+				if (write(c.fd, req.data(), req.size()) != (ssize_t)req.size()) {
 					perror("loadgen: write");
 					exit(1);
 				}
@@ -95,7 +97,9 @@ void run(int port, int nconn, double seconds, const std::string &req) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int
+main(int argc, char **argv)
+{
 	if (argc < 5) {
 		fprintf(stderr, "usage: loadgen PORT CONNECTIONS SECONDS BODY_BYTES [THREADS]\n");
 		return 2;
@@ -105,12 +109,12 @@ int main(int argc, char **argv) {
 	int body_bytes = atoi(argv[4]);
 	int threads = argc > 5 ? atoi(argv[5]) : 1;
 	std::string body = "{\"id\":\"0b7c2f1e-0000-4000-8000-000000000000\",\"trigger\":{\"name\":\"bench\"},"
-	                   "\"event\":{\"op\":\"INSERT\",\"data\":{\"old\":null,\"new\":{\"id\": 1, \"note\": \"";
-	while ((int) body.size() < body_bytes - 8)
+					   "\"event\":{\"op\":\"INSERT\",\"data\":{\"old\":null,\"new\":{\"id\": 1, \"note\": \"";
+	while ((int)body.size() < body_bytes - 8)
 		body += 'x';
 	body += "\"}}}}";
 	std::string req = "POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
-	                  std::to_string(body.size()) + "\r\n\r\n" + body;
+					  std::to_string(body.size()) + "\r\n\r\n" + body;
 	auto t0 = std::chrono::steady_clock::now();
 	std::vector<std::thread> ts;
 	for (int t = 0; t < threads; t++)

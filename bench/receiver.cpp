@@ -45,20 +45,24 @@ struct Conn {
 	size_t out_off = 0;
 };
 
-long long now_us() {
+long long
+now_us()
+{
 	timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 // Case-insensitive search for a header line; returns the value or an empty string.
-std::string header_value(const char *head, size_t len, const char *name) {
+std::string
+header_value(const char *head, size_t len, const char *name)
+{
 	size_t nlen = strlen(name);
 	size_t pos = 0;
 	while (pos < len) {
 		const char *line = head + pos;
-		const char *eol = (const char *) memchr(line, '\n', len - pos);
-		size_t llen = eol ? (size_t) (eol - line) : len - pos;
+		const char *eol = (const char *)memchr(line, '\n', len - pos);
+		size_t llen = eol ? (size_t)(eol - line) : len - pos;
 		if (llen > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
 			size_t v = nlen + 1;
 			while (v < llen && (line[v] == ' ' || line[v] == '\t'))
@@ -73,7 +77,9 @@ std::string header_value(const char *head, size_t len, const char *name) {
 	return std::string();
 }
 
-long long extract_id(const char *body, size_t len) {
+long long
+extract_id(const char *body, size_t len)
+{
 	std::string_view b(body, len);
 	size_t n = b.find("\"new\"");
 	if (n == std::string_view::npos)
@@ -96,7 +102,9 @@ long long extract_id(const char *body, size_t len) {
 	return any ? v : -1;
 }
 
-void dump(const std::string &path, std::vector<Record> &recs) {
+void
+dump(const std::string &path, std::vector<Record> &recs)
+{
 	std::string tmp = path + ".tmp";
 	FILE *f = fopen(tmp.c_str(), "w");
 	if (!f) {
@@ -110,12 +118,15 @@ void dump(const std::string &path, std::vector<Record> &recs) {
 	recs.clear();
 }
 
-const char kResponse[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}";
+const char kResponse[] =
+	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}";
 const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 } // namespace
 
-int main(int argc, char **argv) {
+int
+main(int argc, char **argv)
+{
 	int port = 0;
 	std::string out = "receiver.dump";
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -124,7 +135,7 @@ int main(int argc, char **argv) {
 		else if (!strcmp(argv[i], "--out"))
 			out = argv[i + 1];
 	}
-	struct sigaction sa{};
+	struct sigaction sa {};
 	sa.sa_handler = [](int) { dump_requested = 1; };
 	sigaction(SIGUSR1, &sa, nullptr);
 	sa.sa_handler = [](int) { stop_requested = 1; };
@@ -139,12 +150,12 @@ int main(int argc, char **argv) {
 	addr.sin_family = AF_INET;
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	addr.sin_port = htons(port);
-	if (bind(lfd, (sockaddr *) &addr, sizeof(addr)) < 0 || listen(lfd, 1024) < 0) {
+	if (bind(lfd, (sockaddr *)&addr, sizeof(addr)) < 0 || listen(lfd, 1024) < 0) {
 		perror("receiver: bind/listen");
 		return 1;
 	}
 	socklen_t alen = sizeof(addr);
-	getsockname(lfd, (sockaddr *) &addr, &alen);
+	getsockname(lfd, (sockaddr *)&addr, &alen);
 	printf("listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
 	fflush(stdout);
 
@@ -178,7 +189,7 @@ int main(int argc, char **argv) {
 				}
 				return false;
 			}
-			c.out_off += (size_t) w;
+			c.out_off += (size_t)w;
 		}
 		c.out.clear();
 		c.out_off = 0;
@@ -229,8 +240,8 @@ int main(int argc, char **argv) {
 			for (;;) {
 				ssize_t r = read(fd, buf.data(), buf.size());
 				if (r > 0) {
-					c.in.append(buf.data(), (size_t) r);
-					if ((size_t) r < buf.size())
+					c.in.append(buf.data(), (size_t)r);
+					if ((size_t)r < buf.size())
 						break;
 				} else if (r == 0) {
 					dead = true;
@@ -250,12 +261,11 @@ int main(int argc, char **argv) {
 				const char *head = c.in.data() + pos;
 				size_t hlen = he - pos;
 				std::string cl = header_value(head, hlen, "Content-Length");
-				size_t body_len = cl.empty() ? 0 : (size_t) strtoull(cl.c_str(), nullptr, 10);
+				size_t body_len = cl.empty() ? 0 : (size_t)strtoull(cl.c_str(), nullptr, 10);
 				size_t body_start = he + 4;
 				if (c.in.size() < body_start + body_len) {
 					std::string ex = header_value(head, hlen, "Expect");
-					if (!ex.empty() && strncasecmp(ex.c_str(), "100-continue", 12) == 0 &&
-					    c.in.size() == body_start) {
+					if (!ex.empty() && strncasecmp(ex.c_str(), "100-continue", 12) == 0 && c.in.size() == body_start) {
 						c.out.append(kContinue, sizeof(kContinue) - 1);
 					}
 					break;
