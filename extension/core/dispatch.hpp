@@ -47,7 +47,6 @@ std::string response_json(const proto::Outcome &outcome);
 /* The invocation log's request JSON (version "2"): {"payload": body, "headers": headers_json}. */
 std::string request_json(const std::string &body, const std::string &headers_json);
 
-
 /* An event claimed from event_log, as the Postgres side reads it (plain pointers, valid during the call). */
 struct ClaimedEventView {
 	const char *id;
