@@ -48,7 +48,8 @@ decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retrie
 	uint64_t attempts = uint64_t(tries_before) + 1;
 	if (outcome.retry_after_sec >= 0 && attempts < max_retry_after_attempts) {
 		d.kind = RetryDecision::Kind::Retry;
-		d.delay_sec = outcome.retry_after_sec;
+		/* a webhook's Retry-After is not trusted beyond a day */
+		d.delay_sec = std::min<int64_t>(outcome.retry_after_sec, kMaxRetryAfterSec);
 		return d;
 	}
 	if (tries_before < num_retries) {
@@ -363,6 +364,8 @@ Dispatch::ready_connections() const
 	return n;
 }
 
+constexpr size_t kMaxBufferedForStats = 1 << 20;
+
 void
 Dispatch::broadcast_stats(uint64_t worker_restarts, const TriggerStatsView *triggers, size_t n)
 {
@@ -381,7 +384,8 @@ Dispatch::broadcast_stats(uint64_t worker_restarts, const TriggerStatsView *trig
 	proto::encode(st, frame);
 	for (auto &kv : conns_) {
 		Connection &c = *kv.second;
-		if (c.welcomed && c.close_reason.empty())
+		/* a sidecar that stopped reading gets no more Stats: its buffer must not grow for ever */
+		if (c.welcomed && c.close_reason.empty() && c.out.size() < kMaxBufferedForStats)
 			c.out += frame;
 	}
 }

@@ -38,6 +38,8 @@ struct RetryDecision {
  * max_retry_after_attempts (Hasura has no bound); else a retry after interval_sec while
  * tries_before < num_retries; else the event is dead (error = true).
  */
+constexpr int64_t kMaxRetryAfterSec = 24 * 3600;
+
 RetryDecision decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
 					 uint32_t max_retry_after_attempts);
 

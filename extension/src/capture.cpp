@@ -307,9 +307,24 @@ row_json(CaptureState *st, TupleTableSlot *slot)
 }
 
 /* The columns of hdb_catalog.event_log the direct insert fills, in table order. */
-const char *const kEventLogColumns[] = {"id",         "schema_name", "table_name",    "trigger_name",
-										"payload",    "delivered",   "error",         "tries",
-										"created_at", "locked",      "next_retry_at", "archived"};
+struct EventLogColumn {
+	const char *name;
+	Oid type;
+};
+const EventLogColumn kEventLogColumns[] = {
+	{"id", TEXTOID},
+	{"schema_name", TEXTOID},
+	{"table_name", TEXTOID},
+	{"trigger_name", TEXTOID},
+	{"payload", JSONBOID},
+	{"delivered", BOOLOID},
+	{"error", BOOLOID},
+	{"tries", INT4OID},
+	{"created_at", TIMESTAMPTZOID},
+	{"locked", TIMESTAMPTZOID},
+	{"next_retry_at", TIMESTAMPTZOID},
+	{"archived", BOOLOID},
+};
 constexpr int kEventLogNatts = lengthof(kEventLogColumns);
 
 /* event_log_has_known_layout: the table is exactly as the install script made it. */
@@ -321,7 +336,8 @@ event_log_has_known_layout(Relation rel)
 		return false;
 	for (int i = 0; i < kEventLogNatts; i++) {
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		if (att->attisdropped || strcmp(NameStr(att->attname), kEventLogColumns[i]) != 0)
+		if (att->attisdropped || strcmp(NameStr(att->attname), kEventLogColumns[i].name) != 0 ||
+			att->atttypid != kEventLogColumns[i].type)
 			return false;
 	}
 	return true;

@@ -54,6 +54,8 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "commands/dbcommands.h"
+#include "catalog/pg_database.h"
+#include "utils/syscache.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -128,6 +130,7 @@ extension_present(void)
 void
 begin_tx(const char *activity)
 {
+	hasura_events_in_transaction = true;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -142,6 +145,7 @@ commit_tx(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	hasura_events_in_transaction = false;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -189,6 +193,8 @@ const char *const kClaimSql =
 	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "
 	"        AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "
 	"        AND e.id <> ALL ($1) "
+	/* an event whose definition is gone must not take a place in the batch */
+	"        AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "
 	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at "
 	"      LIMIT $2) e "
 	"JOIN defs d ON d.name = e.trigger_name";
@@ -526,9 +532,13 @@ peer_allowed(int fd, uid_t *uid_out)
 	if (cred.uid == geteuid())
 		return true;
 	char *list = pstrdup(hasura_events_allowed_peer_uids);
-	for (char *tok = strtok(list, ", "); tok != NULL; tok = strtok(NULL, ", "))
-		if (strtoul(tok, NULL, 10) == cred.uid && tok[0] != '\0')
+	for (char *tok = strtok(list, ", "); tok != NULL; tok = strtok(NULL, ", ")) {
+		char *end = NULL;
+		errno = 0;
+		unsigned long uid = strtoul(tok, &end, 10);
+		if (errno == 0 && end != tok && *end == '\0' && uid == cred.uid)
 			return true;
+	}
 	return false;
 }
 
@@ -645,7 +655,11 @@ dispatcher_exit(int code, Datum arg)
 		SpinLockAcquire(&hasura_events_shmem->mutex);
 		my_slot->pid = 0;
 		my_slot->latch = NULL;
+		Latch *launcher = hasura_events_shmem->launcher_latch;
 		SpinLockRelease(&hasura_events_shmem->mutex);
+		/* a launcher that did not start us (it restarted since) gets no exit notice otherwise */
+		if (launcher != NULL)
+			SetLatch(launcher);
 	}
 }
 
@@ -676,16 +690,17 @@ hasura_events_dispatcher_main(Datum main_arg)
 	pqsignal(SIGTERM, hasura_events_handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	pgstat_report_appname("hasura_events dispatcher");
 
-	/* find our slot (the launcher filled it) and publish our latch */
+	/* find our slot (the launcher filled it) and publish our pid and latch, before connecting:
+	 * DROP DATABASE looks here for the process to stop */
 	SpinLockAcquire(&hasura_events_shmem->mutex);
 	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++)
 		if (hasura_events_shmem->slots[i].dboid == dboid)
 			my_slot = &hasura_events_shmem->slots[i];
 	if (my_slot != NULL && my_slot->pid != 0 && my_slot->pid != MyProcPid)
 		my_slot = NULL; /* another dispatcher runs: never two per database */
+	if (my_slot != NULL && my_slot->dropping)
+		my_slot = NULL; /* the database is being dropped */
 	if (my_slot != NULL) {
 		my_slot->pid = MyProcPid;
 		my_slot->latch = MyLatch;
@@ -700,10 +715,13 @@ hasura_events_dispatcher_main(Datum main_arg)
 	}
 	SpinLockRelease(&hasura_events_shmem->mutex);
 	if (my_slot == NULL) {
-		ereport(LOG, (errmsg("hasura_events dispatcher: database %u already has a dispatcher", dboid)));
+		ereport(LOG,
+				(errmsg("hasura_events dispatcher: database %u already has a dispatcher or is being dropped", dboid)));
 		proc_exit(0);
 	}
 	before_shmem_exit(dispatcher_exit, 0);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("hasura_events dispatcher");
 
 	StartTransactionCommand();
 	/* payload timestamps are rendered in UTC whatever the server's TimeZone */
@@ -712,9 +730,19 @@ hasura_events_dispatcher_main(Datum main_arg)
 	 * again (at least once); the dispatcher need not wait for WAL flushes. */
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	bool present = extension_present();
+	bool serves = true;
+	{
+		HeapTuple tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+		if (HeapTupleIsValid(tup)) {
+			Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
+			/* a dispatcher connected to a template would make CREATE DATABASE fail */
+			serves = !db->datistemplate && db->datallowconn;
+			ReleaseSysCache(tup);
+		}
+	}
 	char *dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(dboid));
 	CommitTransactionCommand();
-	if (!present)
+	if (!present || !serves)
 		leave_for_good();
 
 	open_listen_socket(dboid);

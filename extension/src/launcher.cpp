@@ -190,7 +190,9 @@ hasura_events_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 	}
-	proc_exit(0);
+	/* exit code 1: the postmaster restarts the launcher after bgw_restart_time (0 would
+	 * unregister it until the server restarts) */
+	proc_exit(1);
 }
 
 } // extern "C"

@@ -13,6 +13,8 @@ extern "C" {
 #include "postgres.h"
 
 #include "commands/dbcommands.h"
+#include "access/xact.h"
+#include "utils/acl.h"
 #include "common/pg_prng.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -81,8 +83,13 @@ finish_drop(Oid dboid, bool dropped)
 		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
 		if (slot->dboid == dboid && slot->dropping) {
 			slot->dropping = false;
-			if (dropped && slot->pid == 0)
-				slot->dboid = InvalidOid;
+			if (dropped) {
+				/* gone: no dispatcher is wanted there, and the slot is free once none runs */
+				slot->wanted = false;
+				slot->no_extension = true;
+				if (slot->pid == 0)
+					slot->dboid = InvalidOid;
+			}
 			launcher = hasura_events_shmem->launcher_latch;
 		}
 	}
@@ -99,6 +106,9 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, 
 	if (IsA(pstmt->utilityStmt, DropdbStmt) && hasura_events_shmem != NULL) {
 		DropdbStmt *stmt = (DropdbStmt *)pstmt->utilityStmt;
 		dropping = get_database_oid(stmt->dbname, true);
+		/* only for a drop that may go ahead: by its owner, outside a transaction block */
+		if (OidIsValid(dropping) && (!pg_database_ownercheck(dropping, GetUserId()) || IsTransactionBlock()))
+			dropping = InvalidOid;
 		if (OidIsValid(dropping))
 			stop_dispatcher_for_drop(dropping);
 	}

@@ -21,13 +21,23 @@ extern "C" {
 
 HasuraEventsShmem *hasura_events_shmem = NULL;
 volatile sig_atomic_t hasura_events_got_sigterm = false;
+volatile sig_atomic_t hasura_events_in_transaction = false;
 
-/* hasura_events_handle_sigterm: the SIGTERM handler of both background workers. */
+/*
+ * hasura_events_handle_sigterm: the SIGTERM handler of both background workers. Between
+ * transactions it only asks the loop to finish (it records what sidecars reported, then exits);
+ * inside one (which may wait on a row lock) it also asks to die at the next interrupt check,
+ * as a backend would.
+ */
 void
 hasura_events_handle_sigterm(SIGNAL_ARGS)
 {
 	int save_errno = errno;
 	hasura_events_got_sigterm = true;
+	if (hasura_events_in_transaction) {
+		InterruptPending = true;
+		ProcDiePending = true;
+	}
 	SetLatch(MyLatch);
 	errno = save_errno;
 }
@@ -129,7 +139,10 @@ xact_callback(XactEvent event, void *arg)
 		}
 		break;
 	case XACT_EVENT_ABORT:
-	case XACT_EVENT_PARALLEL_ABORT: events_recorded_in_xact = false; break;
+	case XACT_EVENT_PARALLEL_ABORT:
+	case XACT_EVENT_PREPARE: /* COMMIT PREPARED runs elsewhere: the retry check finds those events */
+		events_recorded_in_xact = false;
+		break;
 	default: break;
 	}
 }

@@ -68,6 +68,7 @@ extern HasuraEventsShmem *hasura_events_shmem;
 
 /* SIGTERM of the launcher and the dispatchers: sets the flag and the latch, nothing else. */
 extern volatile sig_atomic_t hasura_events_got_sigterm;
+extern volatile sig_atomic_t hasura_events_in_transaction;
 extern void hasura_events_handle_sigterm(SIGNAL_ARGS);
 
 /* Asks the launcher for a dispatcher in database dboid (and wakes the running one). */

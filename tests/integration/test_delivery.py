@@ -436,6 +436,55 @@ def dump_and_restore_keep_triggers_and_events():
                  what="restored events delivered")
 
 
+@test
+def events_of_a_vanished_trigger_do_not_block_the_queue():
+    with Env(extra_conf=["hasura_events.batch_size = 5"]) as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "gone", env.url("/ok"))
+        c.psql("CREATE TABLE t2 (id int PRIMARY KEY)")
+        create_trigger(c, "kept", env.url("/ok"), table="t2", update=None, delete=None)
+        env.sidecar.stop()
+        env.sidecar = None
+        # more orphans than a batch, ahead of the live event in the queue
+        c.psql("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 20) g")
+        c.psql("DELETE FROM hasura_events.event_triggers WHERE name = 'gone'")
+        c.psql("INSERT INTO t2 VALUES (1)")
+        env.sidecar = Sidecar(c)
+        wait_for(lambda: all_delivered(c, "kept", 1), what="the live event delivered")
+        assert c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE trigger_name = 'gone' AND NOT delivered") == "20"
+
+
+@test
+def launcher_and_dispatcher_come_back_after_termination():
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "back", env.url("/ok"))
+        launcher = c.scalar("SELECT pid FROM pg_stat_activity WHERE backend_type = 'hasura_events launcher'")
+        c.psql(f"SELECT pg_terminate_backend({launcher})")
+        wait_for(lambda: c.scalar("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                                  f"'hasura_events launcher' AND pid <> {launcher}") == "1",
+                 timeout=30, what="a new launcher")
+        dispatcher = c.scalar("SELECT dispatcher_pid FROM hasura_events.worker_status WHERE database = 'postgres'")
+        c.psql(f"SELECT pg_terminate_backend({dispatcher})")
+        wait_for(lambda: c.scalar("SELECT count(*) FROM hasura_events.worker_status WHERE database = 'postgres' "
+                                  f"AND dispatcher_pid IS NOT NULL AND dispatcher_pid <> {dispatcher}") == "1",
+                 timeout=30, what="a new dispatcher started by the new launcher")
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: all_delivered(c, "back", 1), what="delivery after both restarts")
+
+
+@test
+def extension_in_template_does_not_block_create_database():
+    with Env(sidecar=False) as env:
+        c = env.cluster
+        c.psql("CREATE EXTENSION hasura_events", "template1")
+        time.sleep(1.5)  # a dispatcher asked for at that commit must not stay connected to template1
+        c.psql("CREATE DATABASE from_template")
+        assert c.scalar("SELECT count(*) FROM hasura_events.event_triggers", "from_template") == "0"
+
+
 def main(argv):
     return run_suite("integration", TESTS, argv)
 

@@ -147,6 +147,9 @@ TEST(RetryPolicy, RetryAfterBeyondNumRetriesButBounded)
 	/* the 3rd attempt with a bound of 3 ends it */
 	EXPECT_EQ(decide(ra, 1, 0, 10, 3).kind, RetryDecision::Kind::Retry);
 	EXPECT_EQ(decide(ra, 2, 0, 10, 3).kind, RetryDecision::Kind::Dead);
+	/* a webhook cannot schedule a retry beyond a day */
+	EXPECT_EQ(decide(outcome(proto::OutcomeKind::HttpError, 503, int64_t(1) << 40), 0, 0, 10, 100).delay_sec,
+			  kMaxRetryAfterSec);
 	/* Retry-After 0 retries at once */
 	EXPECT_EQ(decide(outcome(proto::OutcomeKind::HttpError, 429, 0), 0, 0, 10, 100).delay_sec, 0);
 }
