@@ -96,6 +96,7 @@ namespace {
 Dispatch *dispatch = NULL;
 DispatcherSlot *my_slot = NULL;
 int listen_fd = -1;
+uint64 requests_seen = 0; /* the slot's request count when we checked for the extension */
 char socket_file[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 SPIPlanPtr claim_plan = NULL;
@@ -668,8 +669,12 @@ void
 leave_for_good(void)
 {
 	SpinLockAcquire(&hasura_events_shmem->mutex);
-	my_slot->wanted = false;
-	my_slot->no_extension = true;
+	/* a request that came in since we looked (say, CREATE EXTENSION committing while we
+	 * started) keeps the database wanted: the launcher starts a dispatcher again to look */
+	if (my_slot->requests == requests_seen) {
+		my_slot->wanted = false;
+		my_slot->no_extension = true;
+	}
 	SpinLockRelease(&hasura_events_shmem->mutex);
 	ereport(LOG, (errmsg("hasura_events dispatcher: the extension is not installed in this database; exiting")));
 	proc_exit(0);
@@ -705,6 +710,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		my_slot->pid = MyProcPid;
 		my_slot->latch = MyLatch;
 		my_slot->starts++;
+		requests_seen = my_slot->requests;
 		my_slot->commit_wakeups = false;
 		my_slot->started_at = GetCurrentTimestamp();
 		my_slot->sidecars = 0;

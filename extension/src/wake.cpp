@@ -108,6 +108,7 @@ hasura_events_request_dispatcher(Oid dboid)
 		slot->dboid = dboid;
 	}
 	if (slot != NULL) {
+		slot->requests++;
 		if (slot->latch != NULL) {
 			/* a dispatcher without room to claim (no sidecar credit, paused) is not woken: it
 			 * claims when room comes back anyway, and each wake would cost a signal */

@@ -44,6 +44,7 @@ typedef struct DispatcherSlot {
 	bool dropping;       /* DROP DATABASE in progress: do not start one */
 	bool no_extension;   /* last dispatcher found no extension: start only when wanted */
 	bool commit_wakeups; /* the running dispatcher could claim now: commits should wake it */
+	uint64 requests;     /* hasura_events_request_dispatcher calls, to spot one during start-up */
 	/* what the running dispatcher reports (hasura_events.worker_status) */
 	uint32 starts; /* dispatcher starts since the slot was taken */
 	TimestampTz started_at;
