@@ -11,9 +11,10 @@ GRANT hasura_events_admin TO regress_he_admin_owner, regress_he_admin;
 GRANT CREATE ON SCHEMA public TO regress_he_owner, regress_he_admin_owner;
 
 -- Nothing is open to PUBLIC: schemas, tables, functions.
-SELECT n.nspname, a.privilege_type, a.grantee::regrole
+SELECT n.nspname, a.privilege_type,
+       CASE WHEN a.grantee = n.nspowner THEN '(schema owner)' ELSE a.grantee::regrole::text END AS grantee
 FROM pg_namespace n, aclexplode(n.nspacl) a
-WHERE n.nspname IN ('hdb_catalog', 'hasura_events') ORDER BY 1, 3::text, 2;
+WHERE n.nspname IN ('hdb_catalog', 'hasura_events') ORDER BY 1, 3, 2;
 SELECT count(*) AS public_table_grants
 FROM pg_class c, aclexplode(c.relacl) a
 WHERE c.relnamespace IN ('hdb_catalog'::regnamespace, 'hasura_events'::regnamespace) AND a.grantee = 0;

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 work=${TMPDIR:-/tmp}/hasura_events_regress.$$
 make_pg_dir "$work"
+rm -f results/regression.diffs
 cp -r sql expected tests/regress.conf "$work/"
 [ "$(id -u)" -eq 0 ] && chown -R "$PG_USER" "$work"
 tests=$(cd sql && ls *.sql | sed 's/\.sql$//' | sort)
