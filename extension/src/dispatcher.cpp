@@ -628,12 +628,20 @@ write_connection(int fd)
 	return ok;
 }
 
-bool
-has_output(int fd)
+/* list_connections: the sidecar sockets, and whether each has output waiting. */
+int
+list_connections(int fds[kMaxConnections], bool has_output[kMaxConnections])
 {
-	bool pending = false;
-	DISPATCH_GUARD("checking output", pending = !dispatch->outbuf(fd).empty());
-	return pending;
+	int n = 0;
+	DISPATCH_GUARD("listing connections", {
+		std::vector<int> ids = dispatch->connection_ids();
+		n = (int)std::min(ids.size(), (size_t)kMaxConnections);
+		for (int i = 0; i < n; i++) {
+			fds[i] = ids[i];
+			has_output[i] = !dispatch->outbuf(ids[i]).empty();
+		}
+	});
+	return n;
 }
 
 void
@@ -769,17 +777,9 @@ hasura_events_dispatcher_main(Datum main_arg)
 		MemoryContextReset(loop_ctx);
 
 		/* wait: latch, postmaster death, the listening socket, every sidecar */
-		int nconn = 0;
 		int conn_fds[kMaxConnections];
 		bool conn_out[kMaxConnections];
-		DISPATCH_GUARD("listing connections", {
-			std::vector<int> ids = dispatch->connection_ids();
-			nconn = (int)std::min(ids.size(), (size_t)kMaxConnections);
-			for (int i = 0; i < nconn; i++) {
-				conn_fds[i] = ids[i];
-				conn_out[i] = !dispatch->outbuf(ids[i]).empty();
-			}
-		});
+		int nconn = list_connections(conn_fds, conn_out);
 
 		size_t room = 0;
 		DISPATCH_GUARD("computing room", room = dispatch->claimable());
@@ -901,14 +901,9 @@ hasura_events_dispatcher_main(Datum main_arg)
 		publish_status();
 
 		/* write what the claims and handshakes produced without waiting for writability */
-		DISPATCH_GUARD("listing connections", {
-			std::vector<int> ids = dispatch->connection_ids();
-			nconn = (int)std::min(ids.size(), (size_t)kMaxConnections);
-			for (int i = 0; i < nconn; i++)
-				conn_fds[i] = ids[i];
-		});
+		nconn = list_connections(conn_fds, conn_out);
 		for (int i = 0; i < nconn; i++)
-			if (has_output(conn_fds[i]) && !write_connection(conn_fds[i])) {
+			if (conn_out[i] && !write_connection(conn_fds[i])) {
 				close_connection(conn_fds[i], "writing to the sidecar failed");
 				want_claim = true;
 			}
