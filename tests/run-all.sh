@@ -10,14 +10,16 @@ cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
 passed=0
 failed=0
+skipped=0
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
 
-# count SUITE PASSED FAILED: adds a suite's counts to the totals.
+# count SUITE PASSED FAILED [SKIPPED]: adds a suite's counts to the totals.
 count() {
-    echo "== $1: $2 passed, $3 failed"
+    echo "== $1: $2 passed, $3 failed${4:+, $4 skipped}"
     passed=$((passed + $2))
     failed=$((failed + $3))
+    skipped=$((skipped + ${4:-0}))
 }
 
 echo "== build"
@@ -60,14 +62,19 @@ for suite in tests/integration/test_*.py; do
     name=$(basename "$suite" .py)
     echo "== $name"
     python3 "$suite" 2>&1 | tee "$log_dir/$name.log" | grep -vE '^\{"ts"' | tail -200
-    line=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$log_dir/$name.log" | tail -1)
+    line=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log_dir/$name.log" | tail -1)
     if [ -z "$line" ]; then
         count "$name" 0 1
     else
         count "$name" "$(echo "$line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')" \
-            "$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')"
+            "$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')" \
+            "$(echo "$line" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+')"
     fi
 done
 
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]

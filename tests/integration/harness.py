@@ -181,20 +181,27 @@ class Sidecar:
         return self.proc.returncode
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run here (it says why); counted as skipped, not passed."""
+
+
 def run_suite(name, tests, argv):
     """Runs the tests named in argv (all when empty); prints PASS/FAIL lines and the closing
     "<name>: N passed, N failed" line that tests/run-all.sh reads. Returns the exit status."""
     selected = [t for t in tests if not argv or t.__name__ in argv]
-    passed = failed = 0
+    passed = failed = skipped = 0
     for t in selected:
         t0 = time.time()
         try:
             t()
             passed += 1
             print(f"PASS {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
+        except Skip as why:
+            skipped += 1
+            print(f"SKIP {t.__name__}: {why}", flush=True)
         except Exception:
             failed += 1
             print(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
             traceback.print_exc()
-    print(f"{name}: {passed} passed, {failed} failed")
+    print(f"{name}: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if failed else 0

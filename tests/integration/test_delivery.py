@@ -12,7 +12,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster, Receiver, Sidecar, wait_for, run_suite, IS_ROOT, SIDECAR  # noqa: E402
+from harness import Cluster, Receiver, Sidecar, Skip, wait_for, run_suite, IS_ROOT, SIDECAR  # noqa: E402
 
 TESTS = []
 
@@ -367,8 +367,7 @@ def two_sidecars_share_the_work():
 @test
 def foreign_os_user_is_refused():
     if not IS_ROOT:
-        print("  (skipped: needs root to run the sidecar as another OS user)")
-        return
+        raise Skip("needs root to run a sidecar as another OS user")
     with Env(sidecar=False) as env:
         c = env.cluster
         setup_db(c)
