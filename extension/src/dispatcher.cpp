@@ -127,10 +127,17 @@ extension_present(void)
 	return OidIsValid(get_extension_oid("hasura_events", true));
 }
 
-/* begin_tx / commit_tx: the bracket of every catalog operation (short; never across a wait). */
-void
+/*
+ * begin_tx / commit_tx: the bracket of every catalog operation (short; never across a wait).
+ * begin_tx answers whether the extension is (still) installed; commit_tx puts back the memory
+ * context that was current before begin_tx (CommitTransactionCommand changes it).
+ */
+MemoryContext tx_caller_ctx = NULL;
+
+bool
 begin_tx(const char *activity)
 {
+	tx_caller_ctx = CurrentMemoryContext;
 	hasura_events_in_transaction = true;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -138,6 +145,7 @@ begin_tx(const char *activity)
 		elog(ERROR, "hasura_events dispatcher: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
+	return extension_present();
 }
 
 void
@@ -149,6 +157,7 @@ commit_tx(void)
 	hasura_events_in_transaction = false;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(tx_caller_ctx);
 }
 
 SPIPlanPtr
@@ -247,13 +256,8 @@ int
 claim_batch(int want)
 {
 	int claimed = 0;
-	bool gone = false;
-	MemoryContext oldcxt = CurrentMemoryContext;
-
-	begin_tx("hasura_events: claiming events");
-	if (!extension_present())
-		gone = true;
-	else {
+	bool gone = !begin_tx("hasura_events: claiming events");
+	if (!gone) {
 		if (claim_plan == NULL) {
 			Oid types[2] = {TEXTARRAYOID, INT4OID};
 			claim_plan = keep_plan(kClaimSql, 2, types);
@@ -314,7 +318,6 @@ claim_batch(int want)
 		claimed = n;
 	}
 	commit_tx();
-	MemoryContextSwitchTo(oldcxt);
 	return gone ? -1 : claimed;
 }
 
@@ -361,12 +364,8 @@ record_outcomes(void)
 	if (n == 0)
 		return true;
 
-	bool gone = false;
-	MemoryContext oldcxt = CurrentMemoryContext;
-	begin_tx("hasura_events: recording outcomes");
-	if (!extension_present())
-		gone = true;
-	else {
+	bool gone = !begin_tx("hasura_events: recording outcomes");
+	if (!gone) {
 		if (outcome_plan == NULL) {
 			Oid t1[4] = {TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID};
 			outcome_plan = keep_plan(kOutcomeSql, 4, t1);
@@ -422,7 +421,6 @@ record_outcomes(void)
 			elog(ERROR, "hasura_events dispatcher: writing invocation logs failed: %s", SPI_result_code_string(rc));
 	}
 	commit_tx();
-	MemoryContextSwitchTo(oldcxt);
 	/* committed (or the extension is gone): these claims end here */
 	DISPATCH_GUARD("clearing outcomes", dispatch->clear_records());
 	return !gone;
@@ -435,9 +433,7 @@ record_outcomes(void)
 void
 send_stats(void)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	begin_tx("hasura_events: queue statistics");
-	if (extension_present()) {
+	if (begin_tx("hasura_events: queue statistics")) {
 		int rc = SPI_execute("SELECT name, pending, oldest_pending_age_sec, retries_scheduled, errored "
 							 "FROM hasura_events._queue_stats()",
 							 true, 0);
@@ -460,7 +456,6 @@ send_stats(void)
 		DISPATCH_GUARD("sending statistics", dispatch->broadcast_stats(restarts, views, (size_t)n));
 	}
 	commit_tx();
-	MemoryContextSwitchTo(oldcxt);
 }
 
 /* publish_status: what hasura_events.worker_status() shows for this database. */
