@@ -121,6 +121,62 @@ FROM before_delete b JOIN hdb_catalog.event_log e
 ORDER BY b.id;
 SELECT payload->>'op' AS op, count(*) FROM hdb_catalog.event_log WHERE trigger_name = 'types_tr' GROUP BY 1 ORDER BY 1;
 
+-- Rows whose columns are all scalars are built as jsonb directly (no row_to_json text, no
+-- jsonb_in): the same values, byte for byte, as jsonb_in(row_to_json(row)), for every kind of
+-- scalar, including NaN and the infinities, domains, enums, and json with duplicate keys.
+CREATE DOMAIN public.short_text AS varchar(10);
+CREATE TABLE public.scalars (
+    id int PRIMARY KEY, c_int2 int2, c_int8 int8, c_numeric numeric, c_num_scale numeric(10, 3),
+    c_float4 float4, c_float8 float8, c_bool bool, c_text text, c_varchar varchar(20), c_char char(5),
+    c_dom short_text, c_posint posint, c_name name, c_bytea bytea, c_uuid uuid, c_date date, c_time time,
+    c_ts timestamp, c_tstz timestamptz, c_interval interval, c_json json, c_jsonb jsonb, c_enum mood,
+    c_inet inet, c_int4range int4range, c_money money, c_oid oid);
+SELECT hasura_events.create_event_trigger('{"name": "scalars_tr", "table": "scalars", "webhook": "http://h/",
+  "insert": {"columns": "*"}, "update": {"columns": "*"}}');
+INSERT INTO scalars VALUES
+ (1, 32767, 9223372036854775807, 12345678901234567890.123456789, 3.1, 3.4028235e38, 1.7976931348623157e308,
+  true, E'quote " backslash \\ newline \n tab \t bell \007 ünïcödé ✓ 😀', 'varchar', 'ab', 'dom',
+  7, 'a_name', '\xdeadbeef00', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-02-29', '23:59:59.999999',
+  '2024-01-02 03:04:05.678901', '2024-01-02 03:04:05.678901+02', '1 year 2 mons 3 days 04:05:06.7',
+  '{"b": [1, 2.50, {"c": null}], "a": "x", "a": "dup"}', '{"nested": {"deep": [1, 2.5, "three", true, null]}}',
+  'happy', '192.168.1.1/24', '[1,10)', 12.34, 4294967295),
+ (2, -32768, -9223372036854775808, 'NaN', -0.001, 'NaN', 'Infinity', false, '', '', '', '', 1, '', '\x',
+  '00000000-0000-0000-0000-000000000000', 'infinity', '00:00', '-infinity', 'infinity', '-178000000 years',
+  '[]', '"just a string"', 'sad', '::1', 'empty', -0.01, 0),
+ (3, 0, 0, 'Infinity', 0, '-Infinity', '-Infinity', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, 'null', 'null', NULL, NULL, NULL, NULL, NULL),
+ (4, NULL, NULL, '-Infinity', 0.000, 1.5e-45, 4.9e-324, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, '12.50', '12.50', NULL, NULL, NULL, NULL, NULL);
+UPDATE scalars SET c_int2 = 1 WHERE id = 1;
+SELECT t.id, e.payload->>'op' AS op,
+       (e.payload->'data'->'new')::text = (row_to_json(t.*)::jsonb)::text AS same_text_as_row_to_json,
+       e.payload->'data'->'new' = to_jsonb(t.*) AS same_as_to_jsonb
+FROM scalars t JOIN hdb_catalog.event_log e
+  ON e.trigger_name = 'scalars_tr' AND (e.payload->'data'->'new'->>'id')::int = t.id
+  AND (e.payload->>'op' = 'UPDATE' OR t.id <> 1)
+ORDER BY t.id;
+SELECT jsonb_pretty(payload->'data'->'new') FROM hdb_catalog.event_log
+WHERE trigger_name = 'scalars_tr' AND payload->'data'->'new'->>'id' = '2';
+-- the stored event as a whole is what the text route gives
+SELECT t.id, e.payload::text = ('{"op": "INSERT", "data": {"old": null, "new": ' || row_to_json(t.*)::text
+         || '}, "session_variables": null, "trace_context": null}')::jsonb::text AS same_event
+FROM scalars t JOIN hdb_catalog.event_log e
+  ON e.trigger_name = 'scalars_tr' AND e.payload->>'op' = 'INSERT' AND (e.payload->'data'->'new'->>'id')::int = t.id
+WHERE t.id > 1 ORDER BY t.id;
+
+-- A type with its own cast to json is rendered through the cast, as row_to_json does: rows with
+-- such a column take the text route.
+CREATE FUNCTION public.mood_to_json(mood) RETURNS json LANGUAGE sql IMMUTABLE
+  AS $$ SELECT json_build_object('mood', $1::text) $$;
+CREATE CAST (mood AS json) WITH FUNCTION public.mood_to_json(mood);
+CREATE TABLE public.with_cast (id int PRIMARY KEY, m mood);
+SELECT hasura_events.create_event_trigger('{"name": "cast_tr", "table": "with_cast", "webhook": "http://h/",
+  "insert": {"columns": "*"}}');
+INSERT INTO with_cast VALUES (1, 'ok');
+SELECT payload->'data'->'new' AS new, payload->'data'->'new' = row_to_json(w.*)::jsonb AS same_as_row_to_json
+FROM hdb_catalog.event_log, with_cast w WHERE trigger_name = 'cast_tr';
+DROP CAST (mood AS json);
+
 -- A json value jsonb cannot hold (\u0000) is refused with the write, not stored broken.
 SELECT try_sql($$INSERT INTO all_types (id, c_json) VALUES (10, '{"a": "\u0000"}') RETURNING id$$);
 SELECT count(*) FROM all_types;

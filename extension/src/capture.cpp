@@ -46,7 +46,12 @@ extern "C" {
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
+#include "common/jsonapi.h"
+#include "parser/parse_coerce.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -79,6 +84,32 @@ struct ColumnSet {
 	AttrNumber *attnums;
 };
 
+/*
+ * How a column's value becomes JSON when the event is built as jsonb directly. The kinds are
+ * Postgres's own categories of row_to_json (json_categorize_type), so the value is the one
+ * jsonb_in(row_to_json(row)) would give: numbers, booleans, date/time strings in JSON's format,
+ * embedded json/jsonb, and every other type as the string of its output function. Arrays,
+ * composites and types with a cast to json have no kind here: a row with one of them goes
+ * through row_to_json and jsonb_in, as text.
+ */
+enum class ValueKind : uint8 {
+	Text,     /* text, varchar, char(n): the string itself */
+	Bool,
+	Int,      /* int2/int4/int8: a numeric */
+	Numeric,  /* numeric; NaN and the infinities are strings, as in row_to_json */
+	Float,    /* float4/float8: the output text, as a numeric when it is a JSON number */
+	DateTime, /* date, timestamp, timestamptz: JsonEncodeDateTime */
+	Json,     /* json: parsed */
+	Jsonb,    /* jsonb: embedded */
+	Output,   /* any other type: the string of its output function */
+};
+
+struct ColumnJson {
+	ValueKind kind;
+	Oid base_type;
+	FmgrInfo output; /* Float and Output */
+};
+
 /* Everything one trigger call needs, built once per call (i.e. once per statement). */
 struct CaptureState {
 	const char *trigger_name;
@@ -93,6 +124,11 @@ struct CaptureState {
 	bool *proj_nulls;
 	JsonText session_variables;
 	JsonText trace_context;
+	/* jsonb building (direct == true): one entry per attribute of desc, the settings as jsonb */
+	bool direct;
+	ColumnJson *column_json;
+	Jsonb *session_variables_jb;
+	Jsonb *trace_context_jb;
 	MemoryContext row_ctx;   /* reset after every row */
 	MemoryContext batch_ctx; /* reset after every flush */
 	Datum *pending;          /* jsonb payloads not yet inserted */
@@ -160,8 +196,9 @@ resolve_columns(const char *spec, TupleDesc desc, const char *trigger_name, cons
  * reported clearly instead of as a broken event.
  */
 JsonText
-setting_as_json(const char *setting)
+setting_as_json(const char *setting, Jsonb **as_jsonb)
 {
+	*as_jsonb = NULL;
 	const char *value = GetConfigOption(setting, true, false);
 	if (value == NULL || value[0] == '\0')
 		return JsonText::null();
@@ -185,7 +222,8 @@ setting_as_json(const char *setting)
 															 : "{\"trace_id\": \"...\", \"span_id\": \"...\"}")));
 	}
 	PG_END_TRY();
-	char *text = JsonbToCString(NULL, &DatumGetJsonbP(jb)->root, 64);
+	*as_jsonb = DatumGetJsonbP(jb);
+	char *text = JsonbToCString(NULL, &(*as_jsonb)->root, 64);
 	return {text, strlen(text)};
 }
 
@@ -220,6 +258,8 @@ event_table_of(Relation rel, Trigger *trigger, const char **schema_name, const c
 	*table_name = get_rel_name(relid);
 	*schema_name = get_namespace_name(get_rel_namespace(relid));
 }
+
+bool plan_column_json(CaptureState *st);
 
 void
 init_state(CaptureState *st, TriggerData *td)
@@ -257,12 +297,250 @@ init_state(CaptureState *st, TriggerData *td)
 		st->proj_nulls = (bool *)palloc(sizeof(bool) * Max(st->payload.count, 1));
 	}
 
-	st->session_variables = setting_as_json("hasura.user");
-	st->trace_context = setting_as_json("hasura.tracecontext");
+	st->session_variables = setting_as_json("hasura.user", &st->session_variables_jb);
+	st->trace_context = setting_as_json("hasura.tracecontext", &st->trace_context_jb);
+	st->direct = plan_column_json(st);
 
 	st->row_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture row", ALLOCSET_DEFAULT_SIZES);
 	st->batch_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture batch", ALLOCSET_DEFAULT_SIZES);
 	st->pending = (Datum *)palloc(sizeof(Datum) * kFlushRows);
+}
+
+/*
+ * column_kind: the ValueKind of a column type, following json_categorize_type of Postgres 15;
+ * false when the row must go through row_to_json (arrays, composites, casts to json).
+ */
+bool
+column_kind(Oid type, ColumnJson *out)
+{
+	Oid base = getBaseType(type);
+	out->base_type = base;
+	switch (base) {
+	case TEXTOID:
+	case VARCHAROID:
+	case BPCHAROID:
+		out->kind = ValueKind::Text;
+		return true;
+	case BOOLOID:
+		out->kind = ValueKind::Bool;
+		return true;
+	case INT2OID:
+	case INT4OID:
+	case INT8OID:
+		out->kind = ValueKind::Int;
+		return true;
+	case NUMERICOID:
+		out->kind = ValueKind::Numeric;
+		return true;
+	case FLOAT4OID:
+	case FLOAT8OID:
+		out->kind = ValueKind::Float;
+		break;
+	case DATEOID:
+	case TIMESTAMPOID:
+	case TIMESTAMPTZOID:
+		out->kind = ValueKind::DateTime;
+		return true;
+	case JSONOID:
+		out->kind = ValueKind::Json;
+		return true;
+	case JSONBOID:
+		out->kind = ValueKind::Jsonb;
+		return true;
+	default:
+		if (OidIsValid(get_element_type(base)) || base == ANYARRAYOID || base == ANYCOMPATIBLEARRAYOID ||
+			base == RECORDARRAYOID || type_is_rowtype(base))
+			return false;
+		if (base >= FirstNormalObjectId) {
+			Oid castfunc;
+			if (find_coercion_pathway(JSONOID, base, COERCION_EXPLICIT, &castfunc) == COERCION_PATH_FUNC &&
+				OidIsValid(castfunc))
+				return false;
+		}
+		out->kind = ValueKind::Output;
+		break;
+	}
+	Oid outfunc;
+	bool varlena;
+	getTypeOutputInfo(base, &outfunc, &varlena);
+	fmgr_info(outfunc, &out->output);
+	return true;
+}
+
+/* plan_column_json: whether every payload column has a kind (then events are built as jsonb). */
+bool
+plan_column_json(CaptureState *st)
+{
+	st->column_json = (ColumnJson *)palloc0(sizeof(ColumnJson) * Max(st->desc->natts, 1));
+	int n = st->payload.all ? st->desc->natts : st->payload.count;
+	for (int i = 0; i < n; i++) {
+		AttrNumber attnum = st->payload.all ? (AttrNumber)(i + 1) : st->payload.attnums[i];
+		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
+		if (att->attisdropped)
+			continue;
+		if (!column_kind(att->atttypid, &st->column_json[attnum - 1]))
+			return false;
+	}
+	return true;
+}
+
+void
+push_string(JsonbParseState **ps, JsonbIteratorToken tok, const char *data, size_t len)
+{
+	if (len > JENTRY_OFFLENMASK)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("string too long to represent as jsonb string"),
+						errdetail("Due to an implementation restriction, jsonb strings cannot exceed %d bytes.",
+								  JENTRY_OFFLENMASK)));
+	JsonbValue v;
+	v.type = jbvString;
+	v.val.string.val = (char *)data;
+	v.val.string.len = (int)len;
+	pushJsonbValue(ps, tok, &v);
+}
+
+void
+push_numeric(JsonbParseState **ps, Numeric n)
+{
+	JsonbValue v;
+	v.type = jbvNumeric;
+	v.val.numeric = n;
+	pushJsonbValue(ps, WJB_VALUE, &v);
+}
+
+void
+push_jsonb(JsonbParseState **ps, JsonbIteratorToken tok, Jsonb *jb)
+{
+	JsonbValue v;
+	if (jb == NULL) {
+		v.type = jbvNull;
+		pushJsonbValue(ps, tok, &v);
+		return;
+	}
+	v.type = jbvBinary;
+	v.val.binary.data = &jb->root;
+	v.val.binary.len = (int)(VARSIZE(jb) - VARHDRSZ);
+	pushJsonbValue(ps, tok, &v);
+}
+
+/* push_column_value: one non-null column value as row_to_json would render it, then jsonb_in. */
+void
+push_column_value(JsonbParseState **ps, const ColumnJson *cj, Datum value)
+{
+	switch (cj->kind) {
+	case ValueKind::Text: {
+		text *t = DatumGetTextPP(value);
+		push_string(ps, WJB_VALUE, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		return;
+	}
+	case ValueKind::Bool: {
+		JsonbValue v;
+		v.type = jbvBool;
+		v.val.boolean = DatumGetBool(value);
+		pushJsonbValue(ps, WJB_VALUE, &v);
+		return;
+	}
+	case ValueKind::Int: {
+		int64 i = cj->base_type == INT2OID   ? DatumGetInt16(value)
+				  : cj->base_type == INT4OID ? DatumGetInt32(value)
+											 : DatumGetInt64(value);
+		push_numeric(ps, int64_to_numeric(i));
+		return;
+	}
+	case ValueKind::Numeric: {
+		Numeric n = DatumGetNumeric(value);
+		if (numeric_is_nan(n) || numeric_is_inf(n)) {
+			char *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n)));
+			push_string(ps, WJB_VALUE, s, strlen(s));
+		} else
+			push_numeric(ps, n);
+		return;
+	}
+	case ValueKind::Float: {
+		char *s = OutputFunctionCall(const_cast<FmgrInfo *>(&cj->output), value);
+		if (IsValidJsonNumber(s, (int)strlen(s)))
+			push_numeric(ps, DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(s),
+																  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1))));
+		else
+			push_string(ps, WJB_VALUE, s, strlen(s));
+		return;
+	}
+	case ValueKind::DateTime: {
+		/* the JsonbValue keeps a pointer to the string until the event is built */
+		char *buf = (char *)palloc(MAXDATELEN + 1);
+		JsonEncodeDateTime(buf, value, cj->base_type, NULL);
+		push_string(ps, WJB_VALUE, buf, strlen(buf));
+		return;
+	}
+	case ValueKind::Json: {
+		char *s = text_to_cstring(DatumGetTextPP(value));
+		push_jsonb(ps, WJB_VALUE, DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s))));
+		return;
+	}
+	case ValueKind::Jsonb:
+		push_jsonb(ps, WJB_VALUE, DatumGetJsonbP(value));
+		return;
+	case ValueKind::Output: {
+		char *s = OutputFunctionCall(const_cast<FmgrInfo *>(&cj->output), value);
+		push_string(ps, WJB_VALUE, s, strlen(s));
+		return;
+	}
+	}
+}
+
+/* push_row: the row of the slot as a JSON object of its payload columns, or null. */
+void
+push_row(CaptureState *st, JsonbParseState **ps, TupleTableSlot *slot)
+{
+	JsonbValue v;
+	if (slot == NULL) {
+		v.type = jbvNull;
+		pushJsonbValue(ps, WJB_VALUE, &v);
+		return;
+	}
+	pushJsonbValue(ps, WJB_BEGIN_OBJECT, NULL);
+	int n = st->payload.all ? st->desc->natts : st->payload.count;
+	for (int i = 0; i < n; i++) {
+		AttrNumber attnum = st->payload.all ? (AttrNumber)(i + 1) : st->payload.attnums[i];
+		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
+		if (att->attisdropped)
+			continue;
+		const char *name = NameStr(att->attname);
+		push_string(ps, WJB_KEY, name, strlen(name));
+		bool isnull;
+		Datum value = slot_getattr(slot, attnum, &isnull);
+		if (isnull) {
+			v.type = jbvNull;
+			pushJsonbValue(ps, WJB_VALUE, &v);
+		} else
+			push_column_value(ps, &st->column_json[attnum - 1], value);
+	}
+	pushJsonbValue(ps, WJB_END_OBJECT, NULL);
+}
+
+/*
+ * event_jsonb: the stored event object built as jsonb directly: the same value as jsonb_in of
+ * append_event_json's text, without writing and parsing the text.
+ */
+Jsonb *
+event_jsonb(CaptureState *st, TupleTableSlot *oldslot, TupleTableSlot *newslot)
+{
+	JsonbParseState *ps = NULL;
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	push_string(&ps, WJB_KEY, "op", 2);
+	push_string(&ps, WJB_VALUE, st->op, strlen(st->op));
+	push_string(&ps, WJB_KEY, "data", 4);
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	push_string(&ps, WJB_KEY, "old", 3);
+	push_row(st, &ps, oldslot);
+	push_string(&ps, WJB_KEY, "new", 3);
+	push_row(st, &ps, newslot);
+	pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	push_string(&ps, WJB_KEY, "session_variables", 17);
+	push_jsonb(&ps, WJB_VALUE, st->session_variables_jb);
+	push_string(&ps, WJB_KEY, "trace_context", 13);
+	push_jsonb(&ps, WJB_VALUE, st->trace_context_jb);
+	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
 }
 
 /* update_changed_listened_column: whether an UPDATE changed a column the trigger listens to. */
@@ -466,12 +744,17 @@ capture_row(CaptureState *st, TupleTableSlot *oldslot, TupleTableSlot *newslot)
 		return;
 
 	MemoryContext oldcxt = MemoryContextSwitchTo(st->row_ctx);
-	StringInfoData buf;
-	initStringInfo(&buf);
-	StringInfoSink sink{&buf};
-	hasura_events::append_event_json(sink, st->op, row_json(st, oldslot), row_json(st, newslot), st->session_variables,
-									 st->trace_context);
-	Datum payload = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	Datum payload;
+	if (st->direct)
+		payload = JsonbPGetDatum(event_jsonb(st, oldslot, newslot));
+	else {
+		StringInfoData buf;
+		initStringInfo(&buf);
+		StringInfoSink sink{&buf};
+		hasura_events::append_event_json(sink, st->op, row_json(st, oldslot), row_json(st, newslot),
+										 st->session_variables, st->trace_context);
+		payload = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	}
 
 	MemoryContextSwitchTo(st->batch_ctx);
 	Jsonb *copy = DatumGetJsonbPCopy(payload);
