@@ -25,6 +25,10 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/hio.h"
+#include "storage/bufmgr.h"
+#include "access/tableam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
@@ -642,6 +646,14 @@ insert_events_direct(CaptureState *st, Relation rel)
 	ExecOpenIndices(rri, false);
 	AfterTriggerBeginQuery();
 
+	/* The page being filled stays pinned between events. Without the bulk-write ring buffer
+	 * strategy: the dispatcher reads these pages soon, they should stay in shared buffers. */
+	BulkInsertState bistate = NULL;
+	if (rri->ri_TrigDesc == NULL && (rel->rd_att->constr == NULL || !rel->rd_att->constr->has_generated_stored)) {
+		bistate = GetBulkInsertState();
+		FreeAccessStrategy(bistate->strategy);
+		bistate->strategy = NULL;
+	}
 	TupleTableSlot *slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
 	Datum schema_name = CStringGetTextDatum(st->schema_name);
 	Datum table_name = CStringGetTextDatum(st->table_name);
@@ -664,8 +676,19 @@ insert_events_direct(CaptureState *st, Relation rel)
 		for (int k = 0; k < kEventLogNatts; k++)
 			n[k] = (k == 9 || k == 10); /* locked, next_retry_at */
 		ExecStoreVirtualTuple(slot);
-		ExecSimpleRelationInsert(rri, estate, slot);
+		if (bistate == NULL)
+			ExecSimpleRelationInsert(rri, estate, slot);
+		else {
+			/* ExecSimpleRelationInsert's steps for a table without triggers, partitions or
+			 * generated columns, keeping the target page pinned from one event to the next */
+			if (rel->rd_att->constr != NULL)
+				ExecConstraints(rri, slot, estate);
+			table_tuple_insert(rel, slot, estate->es_output_cid, 0, bistate);
+			ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		}
 	}
+	if (bistate != NULL)
+		FreeBulkInsertState(bistate);
 
 	AfterTriggerEndQuery(estate);
 	ExecCloseIndices(rri);
