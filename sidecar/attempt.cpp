@@ -39,6 +39,8 @@ Attempt::Attempt(uint64_t conn_id, proto::Deliver deliver, uint32_t max_response
 Attempt::~Attempt()
 {
 	detach();
+	if (pool_ != nullptr)
+		pool_->give(std::move(easy_));
 }
 
 /*
@@ -78,7 +80,7 @@ Attempt::fail(const std::string &error)
  * multi handle for keep-alive.
  */
 bool
-Attempt::start(CURLM *multi, const std::string &user_agent)
+Attempt::start(CURLM *multi, EasyPool &pool, const std::string &user_agent)
 {
 	started_ = Clock::now();
 	ResolvedRequest req = resolve_request(deliver_, process_env, user_agent);
@@ -88,7 +90,8 @@ Attempt::start(CURLM *multi, const std::string &user_agent)
 		return false;
 	}
 	try {
-		easy_.reset(curl_easy_init());
+		easy_ = pool.take();
+		pool_ = &pool;
 		if (!easy_)
 			throw CurlError("curl_easy_init failed");
 		CURL *h = easy_.get();

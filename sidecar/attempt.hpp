@@ -34,7 +34,7 @@ public:
 	 * start resolves the request and adds the transfer to multi. On false, the attempt failed
 	 * before any network activity and outcome() holds the client_error to report.
 	 */
-	bool start(CURLM *multi, const std::string &user_agent);
+	bool start(CURLM *multi, EasyPool &pool, const std::string &user_agent);
 
 	/* finish builds the outcome once curl reports the transfer done; removes it from the multi */
 	void finish(CURLcode result);
@@ -93,7 +93,8 @@ private:
 	uint32_t max_response_bytes_;
 	std::vector<std::string> secrets_;
 	CURLM *multi_ = nullptr; /* set while the easy handle is in the multi */
-	CurlEasy easy_;
+	EasyPool *pool_ = nullptr; /* where the easy handle goes back */
+	CurlEasy easy_; /* from pool_, and back to it when the attempt ends */
 	CurlSlist headers_;
 	std::string response_body_;
 	std::vector<std::pair<std::string, std::string>> response_headers_;

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include <memory>
+#include <vector>
 #include <stdexcept>
 #include <string>
 #include <unistd.h>
@@ -61,6 +62,42 @@ struct CurlSlistDeleter {
 using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
 using CurlMulti = std::unique_ptr<CURLM, CurlMultiDeleter>;
 using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+/*
+ * EasyPool keeps finished easy handles for the next attempts (reset, so no option carries over):
+ * curl_easy_init allocates and clears its buffers on every call, and a new attempt every few
+ * microseconds makes that a visible share of the sidecar's time. At most `cap` handles are kept.
+ */
+class EasyPool {
+public:
+	explicit EasyPool(size_t cap) : cap_(cap) {}
+	CurlEasy
+	take()
+	{
+		if (idle_.empty())
+			return CurlEasy(curl_easy_init());
+		CurlEasy h = std::move(idle_.back());
+		idle_.pop_back();
+		return h;
+	}
+	void
+	give(CurlEasy h)
+	{
+		if (!h || idle_.size() >= cap_)
+			return; /* the deleter frees it */
+		curl_easy_reset(h.get());
+		idle_.push_back(std::move(h));
+	}
+	size_t
+	idle() const
+	{
+		return idle_.size();
+	}
+
+private:
+	size_t cap_;
+	std::vector<CurlEasy> idle_;
+};
 
 /* CurlGlobal brackets curl_global_init / curl_global_cleanup */
 class CurlGlobal {

@@ -82,6 +82,7 @@ private:
 	Options opt_;
 	std::string user_agent_;
 	CurlMulti multi_;
+	EasyPool easy_pool_{1024}; /* after multi_: destroyed first, its handles out of the multi */
 	Fd signal_fd_;
 	std::map<std::string, PathState> paths_;
 	std::map<uint64_t, std::unique_ptr<Connection>> conns_;
