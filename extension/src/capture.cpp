@@ -25,10 +25,6 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/genam.h"
-#include "access/heapam.h"
-#include "access/hio.h"
-#include "storage/bufmgr.h"
-#include "access/tableam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
@@ -589,11 +585,7 @@ row_json(CaptureState *st, TupleTableSlot *slot)
 }
 
 /* The columns of hdb_catalog.event_log the direct insert fills, in table order. */
-struct EventLogColumn {
-	const char *name;
-	Oid type;
-};
-const EventLogColumn kEventLogColumns[] = {
+const CatalogColumn kEventLogColumns[] = {
 	{"id", TEXTOID},
 	{"schema_name", TEXTOID},
 	{"table_name", TEXTOID},
@@ -609,58 +601,21 @@ const EventLogColumn kEventLogColumns[] = {
 };
 constexpr int kEventLogNatts = lengthof(kEventLogColumns);
 
-/* event_log_has_known_layout: the table is exactly as the install script made it. */
-bool
-event_log_has_known_layout(Relation rel)
-{
-	TupleDesc desc = RelationGetDescr(rel);
-	if (desc->natts != kEventLogNatts || rel->rd_rel->relkind != RELKIND_RELATION)
-		return false;
-	for (int i = 0; i < kEventLogNatts; i++) {
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		if (att->attisdropped || strcmp(NameStr(att->attname), kEventLogColumns[i].name) != 0 ||
-			att->atttypid != kEventLogColumns[i].type)
-			return false;
-	}
-	return true;
-}
-
 /*
- * insert_events_direct: the pending events go straight into the heap and the indexes through
- * the executor's simple-insert path (as logical replication applies rows), with the column
- * defaults of the install script computed here: no SQL to parse, plan or run per batch.
+ * insert_events_direct: the pending events go straight into the heap and the indexes
+ * (direct_insert.cpp), with the column defaults of the install script computed here.
  */
 void
 insert_events_direct(CaptureState *st, Relation rel)
 {
-	EState *estate = CreateExecutorState();
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(rel);
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(estate, list_make1(rte));
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	estate->es_output_cid = GetCurrentCommandId(true);
-	ExecOpenIndices(rri, false);
-	AfterTriggerBeginQuery();
-
-	/* The page being filled stays pinned between events. Without the bulk-write ring buffer
-	 * strategy: the dispatcher reads these pages soon, they should stay in shared buffers. */
-	BulkInsertState bistate = NULL;
-	if (rri->ri_TrigDesc == NULL && (rel->rd_att->constr == NULL || !rel->rd_att->constr->has_generated_stored)) {
-		bistate = GetBulkInsertState();
-		FreeAccessStrategy(bistate->strategy);
-		bistate->strategy = NULL;
-	}
-	TupleTableSlot *slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	DirectInsert di;
+	direct_insert_begin(&di, rel);
 	Datum schema_name = CStringGetTextDatum(st->schema_name);
 	Datum table_name = CStringGetTextDatum(st->table_name);
 	Datum trigger_name = CStringGetTextDatum(st->trigger_name);
 	Datum created_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()); /* now() */
 	for (int i = 0; i < st->npending; i++) {
-		ExecClearTuple(slot);
+		TupleTableSlot *slot = direct_insert_slot(&di);
 		Datum *v = slot->tts_values;
 		bool *n = slot->tts_isnull;
 		v[0] = PointerGetDatum(hasura_events_new_id());
@@ -675,25 +630,9 @@ insert_events_direct(CaptureState *st, Relation rel)
 		v[11] = BoolGetDatum(false); /* archived */
 		for (int k = 0; k < kEventLogNatts; k++)
 			n[k] = (k == 9 || k == 10); /* locked, next_retry_at */
-		ExecStoreVirtualTuple(slot);
-		if (bistate == NULL)
-			ExecSimpleRelationInsert(rri, estate, slot);
-		else {
-			/* ExecSimpleRelationInsert's steps for a table without triggers, partitions or
-			 * generated columns, keeping the target page pinned from one event to the next */
-			if (rel->rd_att->constr != NULL)
-				ExecConstraints(rri, slot, estate);
-			table_tuple_insert(rel, slot, estate->es_output_cid, 0, bistate);
-			ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-		}
+		direct_insert_row(&di);
 	}
-	if (bistate != NULL)
-		FreeBulkInsertState(bistate);
-
-	AfterTriggerEndQuery(estate);
-	ExecCloseIndices(rri);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
+	direct_insert_end(&di);
 }
 
 /* insert_events_sql: the general path, for an event_log someone altered. */
@@ -745,7 +684,7 @@ flush_events(CaptureState *st)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(rel->rd_rel->relowner,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	if (event_log_has_known_layout(rel))
+	if (relation_has_layout(rel, kEventLogColumns, kEventLogNatts))
 		insert_events_direct(st, rel);
 	else
 		insert_events_sql(st);

@@ -37,7 +37,10 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/tuptable.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -61,6 +64,7 @@ extern "C" {
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
@@ -351,6 +355,53 @@ log_attempt(const RecordView *r)
 	pfree(buf.data);
 }
 
+/* The columns of hdb_catalog.event_invocation_logs, in table order. */
+const CatalogColumn kInvocationColumns[] = {
+	{"id", TEXTOID},       {"trigger_name", TEXTOID}, {"event_id", TEXTOID},          {"status", INT4OID},
+	{"request", JSONOID}, {"response", JSONOID},     {"created_at", TIMESTAMPTZOID},
+};
+
+/*
+ * insert_invocations_direct: the invocation logs of a batch through the executor's simple-insert
+ * path (direct_insert.cpp), with the install script's defaults (id, created_at) computed here.
+ * False, with nothing written, when the table is not as the install script made it: the caller
+ * then runs the SQL.
+ */
+bool
+insert_invocations_direct(size_t n, const Datum *event_ids, const Datum *triggers, const Datum *status,
+						  const bool *status_null, const Datum *request, const Datum *response)
+{
+	Oid relid = get_relname_relid("event_invocation_logs", get_namespace_oid("hdb_catalog", false));
+	if (!OidIsValid(relid))
+		return false;
+	Relation rel = table_open(relid, RowExclusiveLock);
+	if (!relation_has_layout(rel, kInvocationColumns, lengthof(kInvocationColumns))) {
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+	DirectInsert di;
+	direct_insert_begin(&di, rel);
+	Datum created_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()); /* now() */
+	for (size_t i = 0; i < n; i++) {
+		TupleTableSlot *slot = direct_insert_slot(&di);
+		Datum *v = slot->tts_values;
+		bool *isnull = slot->tts_isnull;
+		memset(isnull, 0, sizeof(bool) * lengthof(kInvocationColumns));
+		v[0] = PointerGetDatum(hasura_events_new_id());
+		v[1] = triggers[i];
+		v[2] = event_ids[i];
+		v[3] = status[i];
+		isnull[3] = status_null[i];
+		v[4] = request[i];
+		v[5] = response[i];
+		v[6] = created_at;
+		direct_insert_row(&di);
+	}
+	direct_insert_end(&di);
+	table_close(rel, NoLock);
+	return true;
+}
+
 /*
  * record_outcomes: writes every reported attempt: one UPDATE of event_log and one INSERT of
  * invocation logs for the whole batch, in one transaction (both or neither).
@@ -406,19 +457,22 @@ record_outcomes(void)
 		int rc = SPI_execute_plan(outcome_plan, a1, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
-		Datum a2[5] = {
-			a1[0],
-			PointerGetDatum(construct_array(triggers, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
-			PointerGetDatum(construct_md_array(status, status_null, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT)),
-			/* json datums as built (json is stored as text): the request wraps the payload the claim
-			 * query rendered and the stored headers, the response is written by response_json with
-			 * full escaping (unit-tested), so parsing them again would only cost time */
-			PointerGetDatum(construct_array(request, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
-			PointerGetDatum(construct_array(response, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
-		};
-		rc = SPI_execute_plan(invocation_plan, a2, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "hasura_events dispatcher: writing invocation logs failed: %s", SPI_result_code_string(rc));
+		if (!insert_invocations_direct(n, ids, triggers, status, status_null, request, response)) {
+			Datum a2[5] = {
+				a1[0],
+				PointerGetDatum(construct_array(triggers, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
+				PointerGetDatum(construct_md_array(status, status_null, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT)),
+				/* json datums as built (json is stored as text): the request wraps the payload the claim
+				 * query rendered and the stored headers, the response is written by response_json with
+				 * full escaping (unit-tested), so parsing them again would only cost time */
+				PointerGetDatum(construct_array(request, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
+				PointerGetDatum(construct_array(response, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
+			};
+			rc = SPI_execute_plan(invocation_plan, a2, NULL, false, 0);
+			if (rc != SPI_OK_INSERT)
+				elog(ERROR, "hasura_events dispatcher: writing invocation logs failed: %s",
+					 SPI_result_code_string(rc));
+		}
 	}
 	commit_tx();
 	/* committed (or the extension is gone): these claims end here */

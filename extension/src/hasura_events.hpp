@@ -19,3 +19,25 @@ extern "C" text *hasura_events_new_id(void);
  * when (and only if) the transaction commits. */
 extern void hasura_events_note_events_recorded(void);
 extern void hasura_events_shmem_init(void);
+
+/* direct_insert.cpp: rows into the extension's catalog tables through the executor's
+ * simple-insert path (begin, then per row: fill direct_insert_slot's values and nulls,
+ * direct_insert_row; then end). */
+typedef struct RelationData *Relation;
+struct CatalogColumn {
+	const char *name;
+	Oid type;
+};
+/* relation_has_layout: the table has exactly these columns, in this order, of these types */
+extern bool relation_has_layout(Relation rel, const CatalogColumn *columns, int ncolumns);
+struct DirectInsert {
+	Relation rel;
+	struct EState *estate;
+	struct ResultRelInfo *rri;
+	struct BulkInsertStateData *bistate;
+	struct TupleTableSlot *slot;
+};
+extern void direct_insert_begin(DirectInsert *di, Relation rel);
+extern struct TupleTableSlot *direct_insert_slot(DirectInsert *di);
+extern void direct_insert_row(DirectInsert *di);
+extern void direct_insert_end(DirectInsert *di);

@@ -1,0 +1,104 @@
+/*
+ * extension/src/direct_insert.cpp
+ *
+ * Rows into the extension's own catalog tables (event_log, event_invocation_logs) straight
+ * through the executor's simple-insert path, as logical replication applies rows: no SQL to
+ * parse, plan or run per batch. Used only when the table is exactly as the install script made
+ * it (relation_has_layout); callers keep a SQL path for a table someone altered.
+ *
+ * Postgres regime: plain data only, errors by ereport.
+ */
+extern "C" {
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/hio.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "storage/bufmgr.h"
+#include "utils/rel.h"
+}
+
+#include "hasura_events.hpp"
+
+bool
+relation_has_layout(Relation rel, const CatalogColumn *columns, int ncolumns)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	if (desc->natts != ncolumns || rel->rd_rel->relkind != RELKIND_RELATION)
+		return false;
+	for (int i = 0; i < ncolumns; i++) {
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		if (att->attisdropped || strcmp(NameStr(att->attname), columns[i].name) != 0 ||
+			att->atttypid != columns[i].type)
+			return false;
+	}
+	return true;
+}
+
+void
+direct_insert_begin(DirectInsert *di, Relation rel)
+{
+	di->rel = rel;
+	di->estate = CreateExecutorState();
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(di->estate, list_make1(rte));
+	di->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(di->rri, rel, 1, NULL, 0);
+	di->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(di->rri, false);
+	AfterTriggerBeginQuery();
+
+	/* The page being filled stays pinned between rows. Without the bulk-write ring buffer
+	 * strategy: the rows are read again soon (events by the dispatcher), they should stay in
+	 * shared buffers. Only for a table without triggers and stored generated columns, where
+	 * ExecSimpleRelationInsert's steps reduce to the ones in direct_insert_row. */
+	di->bistate = NULL;
+	if (di->rri->ri_TrigDesc == NULL && (rel->rd_att->constr == NULL || !rel->rd_att->constr->has_generated_stored)) {
+		di->bistate = GetBulkInsertState();
+		FreeAccessStrategy(di->bistate->strategy);
+		di->bistate->strategy = NULL;
+	}
+	di->slot = ExecInitExtraTupleSlot(di->estate, RelationGetDescr(rel), &TTSOpsVirtual);
+}
+
+TupleTableSlot *
+direct_insert_slot(DirectInsert *di)
+{
+	ExecClearTuple(di->slot);
+	return di->slot;
+}
+
+void
+direct_insert_row(DirectInsert *di)
+{
+	TupleTableSlot *slot = di->slot;
+	ExecStoreVirtualTuple(slot);
+	if (di->bistate == NULL) {
+		ExecSimpleRelationInsert(di->rri, di->estate, slot);
+		return;
+	}
+	if (di->rel->rd_att->constr != NULL)
+		ExecConstraints(di->rri, slot, di->estate);
+	table_tuple_insert(di->rel, slot, di->estate->es_output_cid, 0, di->bistate);
+	ExecInsertIndexTuples(di->rri, slot, di->estate, false, false, NULL, NIL);
+}
+
+void
+direct_insert_end(DirectInsert *di)
+{
+	if (di->bistate != NULL)
+		FreeBulkInsertState(di->bistate);
+	AfterTriggerEndQuery(di->estate);
+	ExecCloseIndices(di->rri);
+	ExecResetTupleTable(di->estate->es_tupleTable, false);
+	FreeExecutorState(di->estate);
+}
