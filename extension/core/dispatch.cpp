@@ -290,7 +290,7 @@ Dispatch::claimed_id_ptrs()
 	return claimed_ptrs_;
 }
 
-void
+size_t
 Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 {
 	std::vector<Connection *> ready;
@@ -315,7 +315,7 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 			}
 		}
 		if (target == nullptr)
-			break; /* no credit left: the rest stays in event_log for the next claim */
+			return i; /* no credit left: the rest stays in event_log for the next claim */
 
 		proto::Deliver d;
 		d.event_id = e.id;
@@ -341,6 +341,7 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 		claim->conn_id = target->id;
 		claims_[e.id] = std::move(claim);
 	}
+	return n;
 }
 
 void

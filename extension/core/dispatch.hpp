@@ -150,7 +150,9 @@ public:
 		return claims_.size();
 	}
 	/* Hands claimed events to the sidecars (as Deliver frames, spread over the credits). */
-	void hand_out(const ClaimedEventView *events, size_t n);
+	/* hand_out returns how many of the events it went through (handed out, or already claimed):
+	 * fewer than n when the credits ran out */
+	size_t hand_out(const ClaimedEventView *events, size_t n);
 	/* A claim query returned n events in `seconds`. */
 	void note_fetch(size_t n, double seconds);
 	/* Sends a Stats frame (the fetches since the last one, the queues) to every ready sidecar. */

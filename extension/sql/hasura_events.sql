@@ -67,9 +67,10 @@ CREATE INDEX event_log_trigger_name_idx ON hdb_catalog.event_log (trigger_name, 
 -- The claim index: only events still to deliver are in it, so claiming a batch costs the same
 -- with a million delivered rows as with none. Ordered as the claim query reads it (a null
 -- next_retry_at means due now): one range scan that stops at now(), fresh events in commit
--- order ahead of retries that came due.
+-- order ahead of retries that came due. The id makes every key unique, so that a claim can go
+-- on after the last event the previous one took instead of stepping over the events in flight.
 CREATE INDEX event_log_claim_idx ON hdb_catalog.event_log
-    ((COALESCE(next_retry_at, '-infinity'::timestamptz)), created_at)
+    ((COALESCE(next_retry_at, '-infinity'::timestamptz)), created_at, id)
     WHERE NOT delivered AND NOT error AND NOT archived;
 
 -- Dead events (retries exhausted) per trigger: the dead-letter view and the error gauges read

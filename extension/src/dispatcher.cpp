@@ -104,6 +104,14 @@ uint64 requests_seen = 0; /* the slot's request count when we checked for the ex
 char socket_file[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 SPIPlanPtr claim_plan = NULL;
+SPIPlanPtr claim_after_plan = NULL;
+/* The key (in event_log_claim_idx's order) of the last event the previous claim went through. */
+struct ClaimCursor {
+	bool valid;
+	TimestampTz due;
+	TimestampTz created_at;
+	char id[64];
+} cursor = {};
 SPIPlanPtr outcome_plan = NULL;
 SPIPlanPtr invocation_plan = NULL;
 
@@ -179,39 +187,48 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
  * The claim query. Its cost is bounded by the batch plus the events already claimed (skipped by
  * the id filter), never by the size of event_log: it is one range scan of the partial index
  * event_log_claim_idx, which holds only undelivered events, in due order, stopping at now().
+ * CLAIM_QUERY(filter) is the query with the filter that says where the range starts.
  */
-const char *const kClaimSql =
-	/* trigger definitions: evaluated once per claim, not once per event */
-	"WITH defs AS MATERIALIZED ("
-	"  SELECT t.name, t.webhook, t.webhook_from_env, t.headers::text AS headers_json, "
-	"         ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_names, "
-	"         ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "
-	"               FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_values, "
-	"         ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_env, "
-	"         t.timeout_sec, t.num_retries, t.interval_sec "
-	"  FROM hasura_events.event_triggers t) "
-	"SELECT e.id, e.trigger_name, d.webhook, d.webhook_from_env, d.headers_json, "
-	"       d.header_names, d.header_values, d.header_env, "
-	"       d.timeout_sec, d.num_retries, d.interval_sec, e.tries, "
-	/* Hasura's webhook payload, assembled as text: the stored event is not parsed again */
-	"       '{\"id\": ' || pg_catalog.to_json(e.id)::text "
-	"       || ', \"table\": {\"name\": ' || pg_catalog.to_json(e.table_name)::text "
-	"       || ', \"schema\": ' || pg_catalog.to_json(e.schema_name)::text "
-	"       || '}, \"event\": ' || e.payload::text "
-	"       || ', \"trigger\": {\"name\": ' || pg_catalog.to_json(e.trigger_name)::text "
-	"       || '}, \"created_at\": ' || pg_catalog.to_json(e.created_at)::text "
-	"       || ', \"delivery_info\": {\"max_retries\": ' || d.num_retries "
-	"       || ', \"current_retry\": ' || e.tries || '}}', "
-	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8 "
-	"FROM (SELECT * FROM hdb_catalog.event_log e "
-	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "
-	"        AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "
-	"        AND e.id <> ALL ($1) "
-	/* an event whose definition is gone must not take a place in the batch */
-	"        AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "
-	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at "
-	"      LIMIT $2) e "
-	"JOIN defs d ON d.name = e.trigger_name";
+#define CLAIM_QUERY(filter)                                                                                        \
+	/* trigger definitions: evaluated once per claim, not once per event */                                      \
+	"WITH defs AS MATERIALIZED ("                                                                                \
+	"  SELECT t.name, t.webhook, t.webhook_from_env, t.headers::text AS headers_json, "                          \
+	"         ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_names, "     \
+	"         ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "                                     \
+	"               FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_values, "                       \
+	"         ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_env, " \
+	"         t.timeout_sec, t.num_retries, t.interval_sec "                                                     \
+	"  FROM hasura_events.event_triggers t) "                                                                    \
+	"SELECT e.id, e.trigger_name, d.webhook, d.webhook_from_env, d.headers_json, "                               \
+	"       d.header_names, d.header_values, d.header_env, "                                                     \
+	"       d.timeout_sec, d.num_retries, d.interval_sec, e.tries, "                                             \
+	/* Hasura's webhook payload, assembled as text: the stored event is not parsed again */                      \
+	"       '{\"id\": ' || pg_catalog.to_json(e.id)::text "                                                      \
+	"       || ', \"table\": {\"name\": ' || pg_catalog.to_json(e.table_name)::text "                            \
+	"       || ', \"schema\": ' || pg_catalog.to_json(e.schema_name)::text "                                     \
+	"       || '}, \"event\": ' || e.payload::text "                                                             \
+	"       || ', \"trigger\": {\"name\": ' || pg_catalog.to_json(e.trigger_name)::text "                        \
+	"       || '}, \"created_at\": ' || pg_catalog.to_json(e.created_at)::text "                                 \
+	"       || ', \"delivery_info\": {\"max_retries\": ' || d.num_retries "                                      \
+	"       || ', \"current_retry\": ' || e.tries || '}}', "                                                     \
+	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8, e.due, e.created_at "                    \
+	"FROM (SELECT e.*, COALESCE(e.next_retry_at, '-infinity'::timestamptz) AS due "                              \
+	"      FROM hdb_catalog.event_log e "                                                                        \
+	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                            \
+	"        AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                       \
+	"        AND " filter " "                                                                                     \
+	/* an event whose definition is gone must not take a place in the batch */                                  \
+	"        AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "           \
+	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                    \
+	"      LIMIT $2) e "                                                                                         \
+	"JOIN defs d ON d.name = e.trigger_name"
+
+/* From the start of the due range, stepping over the events in flight ($1). */
+const char *const kClaimSql = CLAIM_QUERY("e.id <> ALL ($1)");
+/* After the last event the previous claim went through ($3, $4, $5): the events in flight are
+ * behind it (a few may not be, after a claim from the start; hand_out skips those). $1 unused. */
+const char *const kClaimAfterSql =
+	CLAIM_QUERY("(COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id) > ($3, $4, $5 COLLATE \"C\")");
 
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
@@ -257,20 +274,31 @@ text_array_elems(Datum arr, char ***out)
  * were claimed, or -1 when the extension is gone.
  */
 int
-claim_batch(int want)
+claim_batch(int want, bool after_cursor)
 {
 	int claimed = 0;
 	bool gone = !begin_tx("hasura_events: claiming events");
 	if (!gone) {
 		if (claim_plan == NULL) {
-			Oid types[2] = {TEXTARRAYOID, INT4OID};
+			Oid types[5] = {TEXTARRAYOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
 			claim_plan = keep_plan(kClaimSql, 2, types);
+			claim_after_plan = keep_plan(kClaimAfterSql, 5, types);
 		}
-		const std::vector<const char *> *ids = NULL;
-		DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
-		Datum args[2] = {text_array(ids->data(), (int)ids->size()), Int32GetDatum(want)};
+		after_cursor = after_cursor && cursor.valid;
+		Datum args[5];
+		if (after_cursor) {
+			args[0] = text_array(NULL, 0);
+			args[2] = TimestampTzGetDatum(cursor.due);
+			args[3] = TimestampTzGetDatum(cursor.created_at);
+			args[4] = CStringGetTextDatum(cursor.id);
+		} else {
+			const std::vector<const char *> *ids = NULL;
+			DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
+			args[0] = text_array(ids->data(), (int)ids->size());
+		}
+		args[1] = Int32GetDatum(want);
 		TimestampTz started = GetCurrentTimestamp();
-		int rc = SPI_execute_plan(claim_plan, args, NULL, true, want);
+		int rc = SPI_execute_plan(after_cursor ? claim_after_plan : claim_plan, args, NULL, true, want);
 		double seconds = (double)(GetCurrentTimestamp() - started) / USECS_PER_SEC;
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "hasura_events dispatcher: claim query failed: %s", SPI_result_code_string(rc));
@@ -314,12 +342,25 @@ claim_batch(int want)
 			v->body_len = VARSIZE_ANY_EXHDR(body);
 			v->created_at_ms = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
 		}
-		DISPATCH_GUARD("handing out events", dispatch->hand_out(views, (size_t)n);
+		size_t through = 0;
+		DISPATCH_GUARD("handing out events", through = dispatch->hand_out(views, (size_t)n);
 					   dispatch->note_fetch((size_t)n, seconds));
+		/* the next claim may go on after the last event this one went through */
+		cursor.valid = through > 0;
+		if (through > 0) {
+			HeapTuple last = SPI_tuptable->vals[through - 1];
+			bool isnull;
+			cursor.due = DatumGetTimestampTz(SPI_getbinval(last, desc, 15, &isnull));
+			cursor.created_at = DatumGetTimestampTz(SPI_getbinval(last, desc, 16, &isnull));
+			strlcpy(cursor.id, views[through - 1].id, sizeof(cursor.id));
+			if (strlen(views[through - 1].id) >= sizeof(cursor.id))
+				cursor.valid = false; /* not an id of ours: start from the beginning next time */
+		}
+
 		SpinLockAcquire(&hasura_events_shmem->mutex);
 		my_slot->last_fetch_at = GetCurrentTimestamp();
 		SpinLockRelease(&hasura_events_shmem->mutex);
-		claimed = n;
+		claimed = (int)through; /* fewer than want when the credits ran out: not a full batch */
 	}
 	commit_tx();
 	return gone ? -1 : claimed;
@@ -815,6 +856,10 @@ hasura_events_dispatcher_main(Datum main_arg)
 	char *readbuf = (char *)MemoryContextAlloc(TopMemoryContext, kReadChunk);
 
 	bool want_claim = true; /* events may be waiting from before we started */
+	/* A claim goes on after the previous one only when that one was full and nothing happened in
+	 * between: a commit, a retry coming due, claims given back (a sidecar gone) may all have put
+	 * events ahead of it. */
+	bool claim_from_start = true;
 	bool commit_wakeups = false;
 	TimestampTz next_retry_check = GetCurrentTimestamp();
 	TimestampTz next_stats =
@@ -841,7 +886,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 			SpinLockRelease(&hasura_events_shmem->mutex);
 			commit_wakeups = wakeups;
 			if (wakeups)
-				want_claim = true;
+				want_claim = claim_from_start = true;
 		}
 		long timeout_ms;
 		TimestampTz now = GetCurrentTimestamp();
@@ -879,7 +924,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 			WaitEvent *ev = &events[i];
 			if (ev->events & WL_LATCH_SET) {
 				ResetLatch(MyLatch);
-				want_claim = true; /* a commit recorded events, or someone asked */
+				want_claim = claim_from_start = true; /* a commit recorded events, or someone asked */
 				continue;
 			}
 			intptr_t fd = (intptr_t)ev->user_data;
@@ -897,7 +942,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		}
 		for (int i = 0; i < nclosed; i++) {
 			close_connection(closed[i], "the sidecar disconnected");
-			want_claim = true;
+			want_claim = claim_from_start = true;
 		}
 		/* protocol errors: the Dispatch asks for the close, with a reason */
 		for (int i = 0; i < nconn; i++) {
@@ -916,7 +961,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 			if (must_close) {
 				write_connection(conn_fds[i]); /* a Reject, if any */
 				close_connection(conn_fds[i], why);
-				want_claim = true;
+				want_claim = claim_from_start = true;
 			}
 		}
 		if (accept_now)
@@ -927,17 +972,18 @@ hasura_events_dispatcher_main(Datum main_arg)
 
 		now = GetCurrentTimestamp();
 		if (now >= next_retry_check) {
-			want_claim = true;
+			want_claim = claim_from_start = true;
 			next_retry_check = TimestampTzPlusMilliseconds(now, hasura_events_retry_check_interval_ms);
 		}
 
 		DISPATCH_GUARD("computing room", room = dispatch->claimable());
 		if (want_claim && room > 0 && !hasura_events_paused) {
 			int want = (int)Min(room, (size_t)hasura_events_batch_size);
-			int got = claim_batch(want);
+			int got = claim_batch(want, !claim_from_start);
 			if (got < 0)
 				leave_for_good();
 			want_claim = got == want; /* a full batch: there may be more */
+			claim_from_start = !want_claim;
 		}
 
 		if (now >= next_metrics) {
@@ -954,7 +1000,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		for (int i = 0; i < nconn; i++)
 			if (conn_out[i] && !write_connection(conn_fds[i])) {
 				close_connection(conn_fds[i], "writing to the sidecar failed");
-				want_claim = true;
+				want_claim = claim_from_start = true;
 			}
 
 		if (now >= next_stats) {

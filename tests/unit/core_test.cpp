@@ -326,7 +326,7 @@ TEST(Dispatch, HandOutWithinCreditsAndRecordOutcomes)
 	s.send(proto::Credit{2});
 	s.received();
 	Events ev(3);
-	d.hand_out(ev.views.data(), ev.views.size());
+	EXPECT_EQ(d.hand_out(ev.views.data(), ev.views.size()), 2u); /* went through two of three */
 	EXPECT_EQ(d.inflight(), 2u); /* the third had no credit: it stays in event_log */
 	EXPECT_EQ(d.claimable(), 0u);
 	auto msgs = s.received();
@@ -377,6 +377,23 @@ TEST(Dispatch, OutcomeForUnknownEventClosesConnection)
 	std::string why;
 	EXPECT_TRUE(d.wants_close(1, why));
 	EXPECT_EQ(d.record_count(), 0u);
+}
+
+TEST(Dispatch, HandOutSkipsEventsAlreadyInFlight)
+{
+	/* a claim that goes on after the previous one may return an event still in flight */
+	Dispatch d(config());
+	FakeSidecar s(d, 1);
+	s.send(proto::Hello{proto::kVersion, "sc", 5});
+	s.send(proto::Credit{5});
+	s.received();
+	Events ev(3);
+	EXPECT_EQ(d.hand_out(ev.views.data(), 2), 2u);
+	EXPECT_EQ(d.hand_out(ev.views.data(), 3), 3u); /* e0 and e1 skipped, e2 handed out */
+	EXPECT_EQ(d.inflight(), 3u);
+	auto msgs = s.received();
+	ASSERT_EQ(msgs.size(), 3u);
+	EXPECT_EQ(std::get<proto::Deliver>(msgs[2]).event_id, "e2");
 }
 
 TEST(Dispatch, DisconnectReturnsClaimsButKeepsReportedOnes)
