@@ -39,7 +39,7 @@ TEST(SidecarOptions, Defaults)
 	ASSERT_EQ(p.action, ParsedArgs::Action::Run);
 	EXPECT_EQ(p.options.socket_path, "/var/run/postgresql/hasura_events.sock");
 	EXPECT_EQ(p.options.pool_size, 100u);
-	EXPECT_EQ(p.options.prefetch, 0u);
+	EXPECT_EQ(p.options.prefetch, 200u);
 	EXPECT_EQ(p.options.max_response_bytes, 65536u);
 	EXPECT_EQ(p.options.grace_period_sec, 10u);
 	EXPECT_EQ(p.options.log_level, LogLevel::Info);
