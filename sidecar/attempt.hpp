@@ -92,9 +92,9 @@ private:
 	proto::Deliver deliver_; /* owns the body curl posts */
 	uint32_t max_response_bytes_;
 	std::vector<std::string> secrets_;
-	CURLM *multi_ = nullptr; /* set while the easy handle is in the multi */
+	CURLM *multi_ = nullptr;   /* set while the easy handle is in the multi */
 	EasyPool *pool_ = nullptr; /* where the easy handle goes back */
-	CurlEasy easy_; /* from pool_, and back to it when the attempt ends */
+	CurlEasy easy_;            /* from pool_, and back to it when the attempt ends */
 	CurlSlist headers_;
 	std::string response_body_;
 	std::vector<std::pair<std::string, std::string>> response_headers_;

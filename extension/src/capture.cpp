@@ -93,7 +93,7 @@ struct ColumnSet {
  * through row_to_json and jsonb_in, as text.
  */
 enum class ValueKind : uint8 {
-	Text,     /* text, varchar, char(n): the string itself */
+	Text, /* text, varchar, char(n): the string itself */
 	Bool,
 	Int,      /* int2/int4/int8: a numeric */
 	Numeric,  /* numeric; NaN and the infinities are strings, as in row_to_json */
@@ -318,35 +318,19 @@ column_kind(Oid type, ColumnJson *out)
 	switch (base) {
 	case TEXTOID:
 	case VARCHAROID:
-	case BPCHAROID:
-		out->kind = ValueKind::Text;
-		return true;
-	case BOOLOID:
-		out->kind = ValueKind::Bool;
-		return true;
+	case BPCHAROID: out->kind = ValueKind::Text; return true;
+	case BOOLOID: out->kind = ValueKind::Bool; return true;
 	case INT2OID:
 	case INT4OID:
-	case INT8OID:
-		out->kind = ValueKind::Int;
-		return true;
-	case NUMERICOID:
-		out->kind = ValueKind::Numeric;
-		return true;
+	case INT8OID: out->kind = ValueKind::Int; return true;
+	case NUMERICOID: out->kind = ValueKind::Numeric; return true;
 	case FLOAT4OID:
-	case FLOAT8OID:
-		out->kind = ValueKind::Float;
-		break;
+	case FLOAT8OID: out->kind = ValueKind::Float; break;
 	case DATEOID:
 	case TIMESTAMPOID:
-	case TIMESTAMPTZOID:
-		out->kind = ValueKind::DateTime;
-		return true;
-	case JSONOID:
-		out->kind = ValueKind::Json;
-		return true;
-	case JSONBOID:
-		out->kind = ValueKind::Jsonb;
-		return true;
+	case TIMESTAMPTZOID: out->kind = ValueKind::DateTime; return true;
+	case JSONOID: out->kind = ValueKind::Json; return true;
+	case JSONBOID: out->kind = ValueKind::Jsonb; return true;
 	default:
 		if (OidIsValid(get_element_type(base)) || base == ANYARRAYOID || base == ANYCOMPATIBLEARRAYOID ||
 			base == RECORDARRAYOID || type_is_rowtype(base))
@@ -388,8 +372,7 @@ void
 push_string(JsonbParseState **ps, JsonbIteratorToken tok, const char *data, size_t len)
 {
 	if (len > JENTRY_OFFLENMASK)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("string too long to represent as jsonb string"),
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("string too long to represent as jsonb string"),
 						errdetail("Due to an implementation restriction, jsonb strings cannot exceed %d bytes.",
 								  JENTRY_OFFLENMASK)));
 	JsonbValue v;
@@ -460,7 +443,7 @@ push_column_value(JsonbParseState **ps, const ColumnJson *cj, Datum value)
 		char *s = OutputFunctionCall(const_cast<FmgrInfo *>(&cj->output), value);
 		if (IsValidJsonNumber(s, (int)strlen(s)))
 			push_numeric(ps, DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(s),
-																  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1))));
+																 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1))));
 		else
 			push_string(ps, WJB_VALUE, s, strlen(s));
 		return;
@@ -477,9 +460,7 @@ push_column_value(JsonbParseState **ps, const ColumnJson *cj, Datum value)
 		push_jsonb(ps, WJB_VALUE, DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s))));
 		return;
 	}
-	case ValueKind::Jsonb:
-		push_jsonb(ps, WJB_VALUE, DatumGetJsonbP(value));
-		return;
+	case ValueKind::Jsonb: push_jsonb(ps, WJB_VALUE, DatumGetJsonbP(value)); return;
 	case ValueKind::Output: {
 		char *s = OutputFunctionCall(const_cast<FmgrInfo *>(&cj->output), value);
 		push_string(ps, WJB_VALUE, s, strlen(s));

@@ -189,46 +189,45 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
  * event_log_claim_idx, which holds only undelivered events, in due order, stopping at now().
  * CLAIM_QUERY(filter) is the query with the filter that says where the range starts.
  */
-#define CLAIM_QUERY(filter)                                                                                        \
-	/* trigger definitions: evaluated once per claim, not once per event */                                      \
-	"WITH defs AS MATERIALIZED ("                                                                                \
-	"  SELECT t.name, t.webhook, t.webhook_from_env, t.headers::text AS headers_json, "                          \
-	"         ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_names, "     \
-	"         ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "                                     \
-	"               FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_values, "                       \
-	"         ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_env, " \
-	"         t.timeout_sec, t.num_retries, t.interval_sec "                                                     \
-	"  FROM hasura_events.event_triggers t) "                                                                    \
-	"SELECT e.id, e.trigger_name, d.webhook, d.webhook_from_env, d.headers_json, "                               \
-	"       d.header_names, d.header_values, d.header_env, "                                                     \
-	"       d.timeout_sec, d.num_retries, d.interval_sec, e.tries, "                                             \
-	/* Hasura's webhook payload, assembled as text: the stored event is not parsed again */                      \
-	"       '{\"id\": ' || pg_catalog.to_json(e.id)::text "                                                      \
-	"       || ', \"table\": {\"name\": ' || pg_catalog.to_json(e.table_name)::text "                            \
-	"       || ', \"schema\": ' || pg_catalog.to_json(e.schema_name)::text "                                     \
-	"       || '}, \"event\": ' || e.payload::text "                                                             \
-	"       || ', \"trigger\": {\"name\": ' || pg_catalog.to_json(e.trigger_name)::text "                        \
-	"       || '}, \"created_at\": ' || pg_catalog.to_json(e.created_at)::text "                                 \
-	"       || ', \"delivery_info\": {\"max_retries\": ' || d.num_retries "                                      \
-	"       || ', \"current_retry\": ' || e.tries || '}}', "                                                     \
-	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8, e.due, e.created_at "                    \
-	"FROM (SELECT e.*, COALESCE(e.next_retry_at, '-infinity'::timestamptz) AS due "                              \
-	"      FROM hdb_catalog.event_log e "                                                                        \
-	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                            \
-	"        AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                       \
-	"        AND " filter " "                                                                                     \
-	/* an event whose definition is gone must not take a place in the batch */                                  \
-	"        AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "           \
-	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                    \
-	"      LIMIT $2) e "                                                                                         \
+#define CLAIM_QUERY(filter)                                                                                            \
+	/* trigger definitions: evaluated once per claim, not once per event */                                            \
+	"WITH defs AS MATERIALIZED ("                                                                                      \
+	"  SELECT t.name, t.webhook, t.webhook_from_env, t.headers::text AS headers_json, "                                \
+	"         ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_names, "          \
+	"         ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "                                           \
+	"               FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_values, "                             \
+	"         ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_env, "    \
+	"         t.timeout_sec, t.num_retries, t.interval_sec "                                                           \
+	"  FROM hasura_events.event_triggers t) "                                                                          \
+	"SELECT e.id, e.trigger_name, d.webhook, d.webhook_from_env, d.headers_json, "                                     \
+	"       d.header_names, d.header_values, d.header_env, "                                                           \
+	"       d.timeout_sec, d.num_retries, d.interval_sec, e.tries, " /* Hasura's webhook payload, assembled as text:   \
+																		the stored event is not parsed again */        \
+	"       '{\"id\": ' || pg_catalog.to_json(e.id)::text "                                                            \
+	"       || ', \"table\": {\"name\": ' || pg_catalog.to_json(e.table_name)::text "                                  \
+	"       || ', \"schema\": ' || pg_catalog.to_json(e.schema_name)::text "                                           \
+	"       || '}, \"event\": ' || e.payload::text "                                                                   \
+	"       || ', \"trigger\": {\"name\": ' || pg_catalog.to_json(e.trigger_name)::text "                              \
+	"       || '}, \"created_at\": ' || pg_catalog.to_json(e.created_at)::text "                                       \
+	"       || ', \"delivery_info\": {\"max_retries\": ' || d.num_retries "                                            \
+	"       || ', \"current_retry\": ' || e.tries || '}}', "                                                           \
+	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8, e.due, e.created_at "                          \
+	"FROM (SELECT e.*, COALESCE(e.next_retry_at, '-infinity'::timestamptz) AS due "                                    \
+	"      FROM hdb_catalog.event_log e "                                                                              \
+	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                                  \
+	"        AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                             \
+	"        AND " filter " " /* an event whose definition is gone must not take a place in the batch */               \
+	"        AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                 \
+	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                          \
+	"      LIMIT $2) e "                                                                                               \
 	"JOIN defs d ON d.name = e.trigger_name"
 
 /* From the start of the due range, stepping over the events in flight ($1). */
 const char *const kClaimSql = CLAIM_QUERY("e.id <> ALL ($1)");
 /* After the last event the previous claim went through ($3, $4, $5): the events in flight are
  * behind it (a few may not be, after a claim from the start; hand_out skips those). $1 unused. */
-const char *const kClaimAfterSql =
-	CLAIM_QUERY("(COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id) > ($3, $4, $5 COLLATE \"C\")");
+const char *const kClaimAfterSql = CLAIM_QUERY(
+	"(COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id) > ($3, $4, $5 COLLATE \"C\")");
 
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
@@ -398,7 +397,7 @@ log_attempt(const RecordView *r)
 
 /* The columns of hdb_catalog.event_invocation_logs, in table order. */
 const CatalogColumn kInvocationColumns[] = {
-	{"id", TEXTOID},       {"trigger_name", TEXTOID}, {"event_id", TEXTOID},          {"status", INT4OID},
+	{"id", TEXTOID},      {"trigger_name", TEXTOID}, {"event_id", TEXTOID},          {"status", INT4OID},
 	{"request", JSONOID}, {"response", JSONOID},     {"created_at", TIMESTAMPTZOID},
 };
 
@@ -511,8 +510,7 @@ record_outcomes(void)
 			};
 			rc = SPI_execute_plan(invocation_plan, a2, NULL, false, 0);
 			if (rc != SPI_OK_INSERT)
-				elog(ERROR, "hasura_events dispatcher: writing invocation logs failed: %s",
-					 SPI_result_code_string(rc));
+				elog(ERROR, "hasura_events dispatcher: writing invocation logs failed: %s", SPI_result_code_string(rc));
 		}
 	}
 	commit_tx();

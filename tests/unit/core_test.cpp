@@ -327,7 +327,7 @@ TEST(Dispatch, HandOutWithinCreditsAndRecordOutcomes)
 	s.received();
 	Events ev(3);
 	EXPECT_EQ(d.hand_out(ev.views.data(), ev.views.size()), 2u); /* went through two of three */
-	EXPECT_EQ(d.inflight(), 2u); /* the third had no credit: it stays in event_log */
+	EXPECT_EQ(d.inflight(), 2u);                                 /* the third had no credit: it stays in event_log */
 	EXPECT_EQ(d.claimable(), 0u);
 	auto msgs = s.received();
 	ASSERT_EQ(msgs.size(), 2u);
