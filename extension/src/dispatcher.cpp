@@ -60,8 +60,10 @@ extern "C" {
 #include "catalog/pg_database.h"
 #include "utils/syscache.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -201,17 +203,9 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	"  FROM hasura_events.event_triggers t) "                                                                          \
 	"SELECT e.id, e.trigger_name, d.webhook, d.webhook_from_env, d.headers_json, "                                     \
 	"       d.header_names, d.header_values, d.header_env, "                                                           \
-	"       d.timeout_sec, d.num_retries, d.interval_sec, e.tries, " /* Hasura's webhook payload, assembled as text:   \
-																		the stored event is not parsed again */        \
-	"       '{\"id\": ' || pg_catalog.to_json(e.id)::text "                                                            \
-	"       || ', \"table\": {\"name\": ' || pg_catalog.to_json(e.table_name)::text "                                  \
-	"       || ', \"schema\": ' || pg_catalog.to_json(e.schema_name)::text "                                           \
-	"       || '}, \"event\": ' || e.payload::text "                                                                   \
-	"       || ', \"trigger\": {\"name\": ' || pg_catalog.to_json(e.trigger_name)::text "                              \
-	"       || '}, \"created_at\": ' || pg_catalog.to_json(e.created_at)::text "                                       \
-	"       || ', \"delivery_info\": {\"max_retries\": ' || d.num_retries "                                            \
-	"       || ', \"current_retry\": ' || e.tries || '}}', "                                                           \
-	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8, e.due, e.created_at "                          \
+	"       d.timeout_sec, d.num_retries, d.interval_sec, e.tries, e.payload, "                                        \
+	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8, e.due, e.created_at, e.table_name, "           \
+	"       e.schema_name "                                                                                            \
 	"FROM (SELECT e.*, COALESCE(e.next_retry_at, '-infinity'::timestamptz) AS due "                                    \
 	"      FROM hdb_catalog.event_log e "                                                                              \
 	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                                  \
@@ -266,6 +260,31 @@ text_array_elems(Datum arr, char ***out)
 	for (int i = 0; i < n; i++)
 		(*out)[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
 	return n;
+}
+
+/*
+ * webhook_body: Hasura's webhook payload, written from the claimed row's columns: the bytes of
+ * jsonb_build_object(...)::text (keys in jsonb's order, its spacing), as to_json renders each
+ * value; the stored event is not parsed again.
+ */
+void
+webhook_body(StringInfo out, const char *id, const char *table_name, const char *schema_name, Jsonb *payload,
+			 const char *trigger_name, TimestampTz created_at, int max_retries, int current_retry)
+{
+	char created[MAXDATELEN + 1];
+	JsonEncodeDateTime(created, TimestampTzGetDatum(created_at), TIMESTAMPTZOID, NULL);
+	appendStringInfoString(out, "{\"id\": ");
+	escape_json(out, id);
+	appendStringInfoString(out, ", \"event\": ");
+	JsonbToCString(out, &payload->root, (int)VARSIZE(payload));
+	appendStringInfoString(out, ", \"table\": {\"name\": ");
+	escape_json(out, table_name);
+	appendStringInfoString(out, ", \"schema\": ");
+	escape_json(out, schema_name);
+	appendStringInfoString(out, "}, \"trigger\": {\"name\": ");
+	escape_json(out, trigger_name);
+	appendStringInfo(out, "}, \"created_at\": \"%s\", \"delivery_info\": {\"max_retries\": %d, \"current_retry\": %d}}",
+					 created, max_retries, current_retry);
 }
 
 /*
@@ -336,9 +355,14 @@ claim_batch(int want, bool after_cursor)
 			v->num_retries = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
 			v->interval_sec = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
 			v->tries = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
-			text *body = DatumGetTextPP(SPI_getbinval(tup, desc, 13, &isnull));
-			v->body = VARDATA_ANY(body);
-			v->body_len = VARSIZE_ANY_EXHDR(body);
+			StringInfoData body;
+			initStringInfo(&body);
+			webhook_body(&body, v->id, SPI_getvalue(tup, desc, 17), SPI_getvalue(tup, desc, 18),
+						 DatumGetJsonbP(SPI_getbinval(tup, desc, 13, &isnull)), v->trigger_name,
+						 DatumGetTimestampTz(SPI_getbinval(tup, desc, 16, &isnull)), (int)v->num_retries,
+						 (int)v->tries);
+			v->body = body.data;
+			v->body_len = (size_t)body.len;
 			v->created_at_ms = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
 		}
 		size_t through = 0;

@@ -113,6 +113,15 @@ def insert_update_delete_delivered():
             "SELECT event_id, request->'payload' FROM hdb_catalog.event_invocation_logs")}
         for r in reqs:
             assert logged[r["body"]["id"]] == r["body"]
+        # the body's bytes are those of Hasura's payload built in SQL (key order, spacing, values)
+        expected = {r[0]: r[1] for r in c.psql(
+            "SET TimeZone = 'UTC';"  # as the dispatcher renders created_at
+            "SELECT e.id, jsonb_build_object('id', e.id, 'created_at', e.created_at, 'trigger', "
+            "jsonb_build_object('name', e.trigger_name), 'table', jsonb_build_object('schema', e.schema_name, "
+            "'name', e.table_name), 'event', e.payload, 'delivery_info', jsonb_build_object('max_retries', 0, "
+            "'current_retry', 0))::text FROM hdb_catalog.event_log e")}
+        for r in reqs:
+            assert r["raw_body"] == expected[r["body"]["id"]], (r["raw_body"], expected[r["body"]["id"]])
 
 
 @test

@@ -39,7 +39,7 @@ class Handler(BaseHTTPRequestHandler):
             "path": self.path,
             "headers": {k: v for k, v in self.headers.items()},
             "body": body,
-            "raw_body": None if body is not None else raw.decode("utf-8", "replace"),
+            "raw_body": raw.decode("utf-8", "replace"),  # the exact bytes, for byte-level checks
             "client_port": self.client_address[1],
         }
         with LOCK:
