@@ -84,6 +84,20 @@ struct ColumnSet {
 	AttrNumber *attnums;
 };
 
+/* How many attribute numbers a column set lists ("*": every attribute of desc, dropped ones too). */
+int
+column_set_size(const ColumnSet *cs, TupleDesc desc)
+{
+	return cs->all ? desc->natts : cs->count;
+}
+
+/* The i-th attribute number of a column set. */
+AttrNumber
+column_set_attnum(const ColumnSet *cs, int i)
+{
+	return cs->all ? (AttrNumber)(i + 1) : cs->attnums[i];
+}
+
 /*
  * How a column's value becomes JSON when the event is built as jsonb directly. The kinds are
  * Postgres's own categories of row_to_json (json_categorize_type), so the value is the one
@@ -126,7 +140,9 @@ struct CaptureState {
 	JsonText trace_context;
 	/* jsonb building (direct == true): one entry per attribute of desc, the settings as jsonb */
 	bool direct;
-	ColumnJson *column_json;
+	ColumnJson *column_json; /* by attribute number - 1 */
+	AttrNumber *row_attnums; /* the payload columns that are not dropped */
+	int row_natts;
 	Jsonb *session_variables_jb;
 	Jsonb *trace_context_jb;
 	MemoryContext row_ctx;   /* reset after every row */
@@ -356,14 +372,17 @@ bool
 plan_column_json(CaptureState *st)
 {
 	st->column_json = (ColumnJson *)palloc0(sizeof(ColumnJson) * Max(st->desc->natts, 1));
-	int n = st->payload.all ? st->desc->natts : st->payload.count;
+	int n = column_set_size(&st->payload, st->desc);
+	st->row_attnums = (AttrNumber *)palloc(sizeof(AttrNumber) * Max(n, 1));
+	st->row_natts = 0;
 	for (int i = 0; i < n; i++) {
-		AttrNumber attnum = st->payload.all ? (AttrNumber)(i + 1) : st->payload.attnums[i];
+		AttrNumber attnum = column_set_attnum(&st->payload, i);
 		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
 		if (att->attisdropped)
 			continue;
 		if (!column_kind(att->atttypid, &st->column_json[attnum - 1]))
 			return false;
+		st->row_attnums[st->row_natts++] = attnum;
 	}
 	return true;
 }
@@ -480,12 +499,9 @@ push_row(CaptureState *st, JsonbParseState **ps, TupleTableSlot *slot)
 		return;
 	}
 	pushJsonbValue(ps, WJB_BEGIN_OBJECT, NULL);
-	int n = st->payload.all ? st->desc->natts : st->payload.count;
-	for (int i = 0; i < n; i++) {
-		AttrNumber attnum = st->payload.all ? (AttrNumber)(i + 1) : st->payload.attnums[i];
+	for (int i = 0; i < st->row_natts; i++) {
+		AttrNumber attnum = st->row_attnums[i];
 		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
-		if (att->attisdropped)
-			continue;
 		const char *name = NameStr(att->attname);
 		push_string(ps, WJB_KEY, name, strlen(name));
 		bool isnull;
@@ -528,9 +544,9 @@ event_jsonb(CaptureState *st, TupleTableSlot *oldslot, TupleTableSlot *newslot)
 bool
 update_changed_listened_column(CaptureState *st, TupleTableSlot *oldslot, TupleTableSlot *newslot)
 {
-	int n = st->columns.all ? st->desc->natts : st->columns.count;
+	int n = column_set_size(&st->columns, st->desc);
 	for (int i = 0; i < n; i++) {
-		AttrNumber attnum = st->columns.all ? (AttrNumber)(i + 1) : st->columns.attnums[i];
+		AttrNumber attnum = column_set_attnum(&st->columns, i);
 		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
 		if (att->attisdropped)
 			continue;
