@@ -214,7 +214,9 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	"        AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                 \
 	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                          \
 	"      LIMIT $2) e "                                                                                               \
-	"JOIN defs d ON d.name = e.trigger_name"
+	"JOIN defs d ON d.name = e.trigger_name " /* in key order: a join may return rows in any order, and                \
+												  the next claim goes on after the last one */                         \
+	"ORDER BY e.due, e.created_at, e.id"
 
 /* From the start of the due range, stepping over the events in flight ($1). */
 const char *const kClaimSql = CLAIM_QUERY("e.id <> ALL ($1)");
