@@ -26,7 +26,7 @@ log() { printf '[bench %4ds] %s\n' $(($(date +%s) - SUITE_T0)) "$*"; }
 # sizes
 # ---------------------------------------------------------------------------------------------
 if [ "$MODE" = full ]; then
-    PGB_SECONDS=15; PGB_ROUNDS=2; BULK_ROWS=100000; BULK_ROUNDS=3
+    PGB_SECONDS=15; PGB_ROUNDS=2; BULK_ROWS=100000; BULK_ROUNDS=5
     DRAIN_N=100000; STEADY_SECONDS=20; LAT_SECONDS=15
     SCALE_BACKLOG=20000; SCALE_SMALL=20000; SCALE_BIG=1000000; SCALE_REPS=3
     CYCLES=5; CYCLE_N=50000; DOWN_N=100000
@@ -311,6 +311,12 @@ for v in none he plpgsql; do
     put "update_${v}_ms" "$(median ${UPD[$v]})"
     log "  $v: bulk INSERT ms:${BULK[$v]}; UPDATE (listened column unchanged) ms:${UPD[$v]}"
 done
+# paired_ratio "X1 X2 ..." "Y1 Y2 ...": the median of Xi/Yi. The variants of a round run one after
+# the other, so a ratio within a round is not moved by the machine's slower and faster minutes.
+paired_ratio() { python3 -c 'import sys,statistics; x,y=(list(map(float,a.split())) for a in sys.argv[1:3]); print(f"{statistics.median(a/b for a,b in zip(x,y)):.3f}")' "$1" "$2"; }
+put bulk_ratio_he_none "$(paired_ratio "${BULK[he]}" "${BULK[none]}")"
+put bulk_ratio_plpgsql_he "$(paired_ratio "${BULK[plpgsql]}" "${BULK[he]}")"
+put update_ratio_he_none "$(paired_ratio "${UPD[he]}" "${UPD[none]}")"
 put update_events_he "$(sql "SELECT count(*) FROM hdb_catalog.event_log WHERE payload->>'op' = 'UPDATE'")"
 cap_variant none
 cap_reset
