@@ -813,7 +813,7 @@ hasura_events_capture(PG_FUNCTION_ARGS)
 		capture_statement(&st, td);
 
 	if (st.recorded > 0)
-		hasura_events_note_events_recorded();
+		hasura_events_note_events_recorded(GetCurrentTransactionStartTimestamp()); /* their created_at */
 
 	MemoryContextDelete(st.row_ctx);
 	MemoryContextDelete(st.batch_ctx);

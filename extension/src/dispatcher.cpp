@@ -114,6 +114,14 @@ struct ClaimCursor {
 	TimestampTz created_at;
 	char id[64];
 } cursor = {};
+
+/*
+ * The claim floor (kClaimSql): DT_NOBEGIN looks at every waiting event. A claim raises it to the
+ * created_at of the first fresh event it did not take (DT_NOEND when it took all there were);
+ * commits lower it to the created_at of their events (DispatcherSlot.committed_floor; a
+ * redelivery to DT_NOBEGIN); claims given back, the retry check and a restart reset it.
+ */
+TimestampTz claim_floor = DT_NOBEGIN;
 SPIPlanPtr outcome_plan = NULL;
 SPIPlanPtr invocation_plan = NULL;
 
@@ -218,8 +226,15 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 												  the next claim goes on after the last one */                         \
 	"ORDER BY e.due, e.created_at, e.id"
 
-/* From the start of the due range, stepping over the events in flight ($1). */
-const char *const kClaimSql = CLAIM_QUERY("e.id <> ALL ($1)");
+/*
+ * From the claim floor ($3), stepping over the events in flight ($1). The floor is a created_at
+ * below which no fresh event (next_retry_at null) is waiting that is not in flight: the index
+ * entries of delivered events stay in the claim index until vacuum, and a claim from the very
+ * beginning would walk all of them. Events due for a retry sort after every fresh one.
+ */
+const char *const kClaimSql =
+	CLAIM_QUERY("e.id <> ALL ($1) AND (COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at) >= "
+				"('-infinity'::timestamptz, $3)");
 /* After the last event the previous claim went through ($3, $4, $5): the events in flight are
  * behind it (a few may not be, after a claim from the start; hand_out skips those). $1 unused. */
 const char *const kClaimAfterSql = CLAIM_QUERY(
@@ -294,14 +309,14 @@ webhook_body(StringInfo out, const char *id, const char *table_name, const char 
  * were claimed, or -1 when the extension is gone.
  */
 int
-claim_batch(int want, bool after_cursor)
+claim_batch(int want, bool after_cursor, bool full_scan)
 {
 	int claimed = 0;
 	bool gone = !begin_tx("hasura_events: claiming events");
 	if (!gone) {
 		if (claim_plan == NULL) {
 			Oid types[5] = {TEXTARRAYOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
-			claim_plan = keep_plan(kClaimSql, 2, types);
+			claim_plan = keep_plan(kClaimSql, 3, types);
 			claim_after_plan = keep_plan(kClaimAfterSql, 5, types);
 		}
 		after_cursor = after_cursor && cursor.valid;
@@ -315,6 +330,12 @@ claim_batch(int want, bool after_cursor)
 			const std::vector<const char *> *ids = NULL;
 			DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
 			args[0] = text_array(ids->data(), (int)ids->size());
+			SpinLockAcquire(&hasura_events_shmem->mutex);
+			TimestampTz committed = my_slot->committed_floor;
+			my_slot->committed_floor = DT_NOEND;
+			SpinLockRelease(&hasura_events_shmem->mutex);
+			claim_floor = full_scan ? DT_NOBEGIN : Min(claim_floor, committed);
+			args[2] = TimestampTzGetDatum(claim_floor);
 		}
 		args[1] = Int32GetDatum(want);
 		TimestampTz started = GetCurrentTimestamp();
@@ -381,6 +402,16 @@ claim_batch(int want, bool after_cursor)
 			if (strlen(views[through - 1].id) >= sizeof(cursor.id))
 				cursor.valid = false; /* not an id of ours: start from the beginning next time */
 		}
+
+		/* every fresh event before the first one not gone through is in flight now (the rows come
+		 * in index order); a claim that was not full saw every waiting event */
+		if (through < (size_t)n || n == want) {
+			HeapTuple next = SPI_tuptable->vals[through < (size_t)n ? through : (size_t)n - 1];
+			bool isnull;
+			bool fresh = DatumGetTimestampTz(SPI_getbinval(next, desc, 15, &isnull)) == DT_NOBEGIN;
+			claim_floor = fresh ? DatumGetTimestampTz(SPI_getbinval(next, desc, 16, &isnull)) : DT_NOEND;
+		} else
+			claim_floor = DT_NOEND;
 
 		SpinLockAcquire(&hasura_events_shmem->mutex);
 		my_slot->last_fetch_at = GetCurrentTimestamp();
@@ -834,6 +865,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		my_slot->starts++;
 		requests_seen = my_slot->requests;
 		my_slot->commit_wakeups = false;
+		my_slot->committed_floor = DT_NOEND; /* the first claim looks at everything */
 		my_slot->started_at = GetCurrentTimestamp();
 		my_slot->sidecars = 0;
 		my_slot->inflight = 0;
@@ -884,6 +916,9 @@ hasura_events_dispatcher_main(Datum main_arg)
 	 * between: a commit, a retry coming due, claims given back (a sidecar gone) may all have put
 	 * events ahead of it. */
 	bool claim_from_start = true;
+	/* ... and from the very beginning of the claim index (not from the claim floor) */
+	bool claim_full_scan = true;
+	uint64 retry_checks = 0;
 	bool commit_wakeups = false;
 	TimestampTz next_retry_check = GetCurrentTimestamp();
 	TimestampTz next_stats =
@@ -966,7 +1001,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		}
 		for (int i = 0; i < nclosed; i++) {
 			close_connection(closed[i], "the sidecar disconnected");
-			want_claim = claim_from_start = true;
+			want_claim = claim_from_start = claim_full_scan = true; /* its claims are due again */
 		}
 		/* protocol errors: the Dispatch asks for the close, with a reason */
 		for (int i = 0; i < nconn; i++) {
@@ -985,7 +1020,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 			if (must_close) {
 				write_connection(conn_fds[i]); /* a Reject, if any */
 				close_connection(conn_fds[i], why);
-				want_claim = claim_from_start = true;
+				want_claim = claim_from_start = claim_full_scan = true;
 			}
 		}
 		if (accept_now)
@@ -997,13 +1032,19 @@ hasura_events_dispatcher_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (now >= next_retry_check) {
 			want_claim = claim_from_start = true;
+			/* every tenth check looks from the very beginning: it finds what no commit announced
+			 * (a committed prepared transaction, a row changed by hand) */
+			if (++retry_checks % 10 == 0)
+				claim_full_scan = true;
 			next_retry_check = TimestampTzPlusMilliseconds(now, hasura_events_retry_check_interval_ms);
 		}
 
 		DISPATCH_GUARD("computing room", room = dispatch->claimable());
 		if (want_claim && room > 0 && !hasura_events_paused) {
 			int want = (int)Min(room, (size_t)hasura_events_batch_size);
-			int got = claim_batch(want, !claim_from_start);
+			int got = claim_batch(want, !claim_from_start, claim_full_scan);
+			if (claim_from_start)
+				claim_full_scan = false;
 			if (got < 0)
 				leave_for_good();
 			want_claim = got == want; /* a full batch: there may be more */
@@ -1024,7 +1065,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		for (int i = 0; i < nconn; i++)
 			if (conn_out[i] && !write_connection(conn_fds[i])) {
 				close_connection(conn_fds[i], "writing to the sidecar failed");
-				want_claim = claim_from_start = true;
+				want_claim = claim_from_start = claim_full_scan = true;
 			}
 
 		if (now >= next_stats) {

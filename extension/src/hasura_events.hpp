@@ -15,9 +15,10 @@ extern bool hasura_events_preloaded;
 /* a new time-ordered event or invocation id (UUID version 7, as text) */
 extern "C" text *hasura_events_new_id(void);
 
-/* wake.cpp: remember that this transaction recorded events; the worker of this database is woken
- * when (and only if) the transaction commits. */
-extern void hasura_events_note_events_recorded(void);
+/* wake.cpp: remember that this transaction recorded events created at created_at (or made due
+ * again: DT_NOBEGIN); the worker of this database is woken when (and only if) the transaction
+ * commits. */
+extern void hasura_events_note_events_recorded(TimestampTz created_at);
 extern void hasura_events_shmem_init(void);
 
 /* direct_insert.cpp: rows into the extension's catalog tables through the executor's

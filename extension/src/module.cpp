@@ -222,7 +222,8 @@ PG_FUNCTION_INFO_V1(hasura_events_wake);
 PGDLLEXPORT Datum
 hasura_events_wake(PG_FUNCTION_ARGS)
 {
-	hasura_events_note_events_recorded();
+	/* a redelivered event keeps its old created_at: claims look from the beginning again */
+	hasura_events_note_events_recorded(DT_NOBEGIN);
 	PG_RETURN_VOID();
 }
 

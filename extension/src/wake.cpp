@@ -4,7 +4,9 @@
  * Shared memory of the module and the wake-at-commit path: a transaction that recorded events
  * registers (once per backend) a transaction callback; at COMMIT it sets the latch of its
  * database's dispatcher, or asks the launcher for one. A rollback wakes nobody, and a statement
- * that records a million rows still wakes the dispatcher once.
+ * that records a million rows still wakes the dispatcher once. The commit also lowers the slot's
+ * committed_floor to the created_at of its events: the dispatcher's claims start there instead
+ * of at the beginning of the claim index (see dispatcher.cpp, "claim floor").
  */
 extern "C" {
 #include "postgres.h"
@@ -45,6 +47,8 @@ hasura_events_handle_sigterm(SIGNAL_ARGS)
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool events_recorded_in_xact = false;
+/* the lowest created_at of the events this transaction recorded (DT_NOBEGIN: made due again) */
+static TimestampTz xact_floor = DT_NOBEGIN;
 static bool xact_callback_registered = false;
 
 static void
@@ -85,7 +89,7 @@ hasura_events_shmem_init(void)
  * database as wanting one and wakes the launcher.
  */
 void
-hasura_events_request_dispatcher(Oid dboid)
+hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor)
 {
 	if (hasura_events_shmem == NULL)
 		return;
@@ -109,6 +113,7 @@ hasura_events_request_dispatcher(Oid dboid)
 	}
 	if (slot != NULL) {
 		slot->requests++;
+		slot->committed_floor = Min(slot->committed_floor, committed_floor);
 		if (slot->latch != NULL) {
 			/* a dispatcher without room to claim (no sidecar credit, paused) is not woken: it
 			 * claims when room comes back anyway, and each wake would cost a signal */
@@ -136,7 +141,7 @@ xact_callback(XactEvent event, void *arg)
 	case XACT_EVENT_PARALLEL_COMMIT:
 		if (events_recorded_in_xact) {
 			events_recorded_in_xact = false;
-			hasura_events_request_dispatcher(MyDatabaseId);
+			hasura_events_request_dispatcher(MyDatabaseId, xact_floor);
 		}
 		break;
 	case XACT_EVENT_ABORT:
@@ -150,11 +155,12 @@ xact_callback(XactEvent event, void *arg)
 
 /* hasura_events_note_events_recorded: see the banner. */
 void
-hasura_events_note_events_recorded(void)
+hasura_events_note_events_recorded(TimestampTz created_at)
 {
 	if (!xact_callback_registered) {
 		RegisterXactCallback(xact_callback, NULL);
 		xact_callback_registered = true;
 	}
+	xact_floor = events_recorded_in_xact ? Min(xact_floor, created_at) : created_at;
 	events_recorded_in_xact = true;
 }

@@ -45,6 +45,9 @@ typedef struct DispatcherSlot {
 	bool no_extension;   /* last dispatcher found no extension: start only when wanted */
 	bool commit_wakeups; /* the running dispatcher could claim now: commits should wake it */
 	uint64 requests;     /* hasura_events_request_dispatcher calls, to spot one during start-up */
+	/* the lowest created_at of fresh events committed since the dispatcher last looked (DT_NOEND:
+	 * none); DT_NOBEGIN when an event came back with its old created_at (redeliver) */
+	TimestampTz committed_floor;
 	/* what the running dispatcher reports (hasura_events.worker_status) */
 	uint32 starts; /* dispatcher starts since the slot was taken */
 	TimestampTz started_at;
@@ -73,7 +76,7 @@ extern volatile sig_atomic_t hasura_events_in_transaction;
 extern void hasura_events_handle_sigterm(SIGNAL_ARGS);
 
 /* Asks the launcher for a dispatcher in database dboid (and wakes the running one). */
-extern void hasura_events_request_dispatcher(Oid dboid);
+extern void hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor = DT_NOBEGIN);
 
 /* launcher.cpp / dispatcher.cpp */
 extern void hasura_events_register_launcher(void);

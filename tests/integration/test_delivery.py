@@ -8,6 +8,7 @@ Run one test: test_delivery.py NAME [NAME...].
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -126,7 +127,8 @@ def insert_update_delete_delivered():
 
 @test
 def manual_invoke_and_redeliver():
-    with Env() as env:
+    # no retry check during the test: the redelivery must be found because it was announced
+    with Env(extra_conf=["hasura_events.retry_check_interval = '10min'"]) as env:
         c = env.cluster
         setup_db(c)
         create_trigger(c, "manual", env.url("/ok"), enable_manual=True, insert=None, update=None, delete=None)
@@ -350,6 +352,38 @@ def pause_switch_holds_delivery():
         assert env.receiver.requests() == []
         c.psql("ALTER SYSTEM SET hasura_events.paused = off; SELECT pg_reload_conf();")
         wait_for(lambda: all_delivered(c, "paused", 1), what="delivery after unpause")
+
+
+@test
+def late_commit_of_an_early_transaction_is_delivered():
+    """Claims start at the claim floor, not at the beginning of the claim index; an event whose
+    transaction started (created_at) before events already delivered, and committed after them,
+    lowers the floor at its commit and is delivered at once, not at the next full look."""
+    with Env(extra_conf=["hasura_events.retry_check_interval = '10min'"]) as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "late", env.url("/ok"))
+        early = subprocess.Popen(["psql", "-X", "-q", "-At", "-h", c.dir, "-p", str(c.port), "-U", "postgres",
+                                  "-d", "postgres", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            early.stdin.write("BEGIN; SELECT 'started';\n")
+            early.stdin.flush()
+            assert early.stdout.readline().strip() == "started"
+            time.sleep(0.2)
+            for k in range(3):  # later transactions, delivered while the early one is open
+                c.psql(f"INSERT INTO t SELECT g, 'later' FROM generate_series({k * 100 + 1}, {k * 100 + 100}) g")
+                wait_for(lambda: all_delivered(c, "late", (k + 1) * 100), what=f"{(k + 1) * 100} delivered")
+            early.stdin.write("INSERT INTO t VALUES (1000, 'early'); COMMIT; SELECT 'committed';\n")
+            early.stdin.flush()
+            assert early.stdout.readline().strip() == "committed"
+        finally:
+            early.stdin.close()
+            early.wait(10)
+        wait_for(lambda: all_delivered(c, "late", 301), what="the early transaction's event")
+        assert c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE created_at < "
+                        "(SELECT created_at FROM hdb_catalog.event_log WHERE payload->'data'->'new'->>'id' = '1000')"
+                        ) == "0", "the early transaction's event should have the oldest created_at"
 
 
 @test
