@@ -312,6 +312,16 @@ int
 claim_batch(int want, bool after_cursor, bool full_scan)
 {
 	int claimed = 0;
+	after_cursor = after_cursor && cursor.valid;
+	/* what commits announced, read before the claim's snapshot is taken: an event announced
+	 * before this point is visible to the claim; one announced after it lowers the next floor */
+	TimestampTz committed = DT_NOEND;
+	if (!after_cursor) {
+		SpinLockAcquire(&hasura_events_shmem->mutex);
+		committed = my_slot->committed_floor;
+		my_slot->committed_floor = DT_NOEND;
+		SpinLockRelease(&hasura_events_shmem->mutex);
+	}
 	bool gone = !begin_tx("hasura_events: claiming events");
 	if (!gone) {
 		if (claim_plan == NULL) {
@@ -319,7 +329,6 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 			claim_plan = keep_plan(kClaimSql, 3, types);
 			claim_after_plan = keep_plan(kClaimAfterSql, 5, types);
 		}
-		after_cursor = after_cursor && cursor.valid;
 		Datum args[5];
 		if (after_cursor) {
 			args[0] = text_array(NULL, 0);
@@ -330,10 +339,6 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 			const std::vector<const char *> *ids = NULL;
 			DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
 			args[0] = text_array(ids->data(), (int)ids->size());
-			SpinLockAcquire(&hasura_events_shmem->mutex);
-			TimestampTz committed = my_slot->committed_floor;
-			my_slot->committed_floor = DT_NOEND;
-			SpinLockRelease(&hasura_events_shmem->mutex);
 			claim_floor = full_scan ? DT_NOBEGIN : Min(claim_floor, committed);
 			args[2] = TimestampTzGetDatum(claim_floor);
 		}

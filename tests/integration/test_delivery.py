@@ -387,6 +387,27 @@ def late_commit_of_an_early_transaction_is_delivered():
 
 
 @test
+def concurrent_committers_lose_nothing_between_full_looks():
+    """Four sessions commit one event at a time, concurrently (commits land in another order than
+    their transactions started): every event is delivered by claims from the floor, without the
+    retry check's full look (disabled here by a long interval)."""
+    with Env(extra_conf=["hasura_events.retry_check_interval = '10min'"]) as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "many", env.url("/ok"))
+        procs = [subprocess.Popen(["psql", "-X", "-q", "-h", c.dir, "-p", str(c.port), "-U", "postgres",
+                                   "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c",
+                                   f"DO $$ BEGIN FOR i IN {k * 1000 + 1}..{k * 1000 + 600} LOOP "
+                                   "INSERT INTO t VALUES (i, 'c'); COMMIT; END LOOP; END $$"])
+                 for k in range(4)]
+        for p in procs:
+            assert p.wait(120) == 0
+        wait_for(lambda: all_delivered(c, "many", 2400), timeout=30, what="2400 delivered")
+        ids = [r["body"]["id"] for r in env.receiver.requests()]
+        assert len(ids) == len(set(ids)) == 2400, "an event was delivered twice, or not at all"
+
+
+@test
 def claims_step_forward_on_a_big_analyzed_log():
     """Each event is fetched about once in a drain, also when the statistics of a big log make the
     planner join the claimed batch in another order than the claim index's (a hash join)."""
