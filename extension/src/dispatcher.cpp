@@ -853,6 +853,10 @@ hasura_events_dispatcher_main(Datum main_arg)
 	pqsignal(SIGTERM, hasura_events_handle_sigterm);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
+	/* a reload signalled between our fork and the handler above was ignored: read the settings
+	 * once now (a dispatcher started by a commit right before "SELECT pg_reload_conf()" kept an
+	 * old hasura_events.paused otherwise) */
+	ProcessConfigFile(PGC_SIGHUP);
 
 	/* find our slot (the launcher filled it) and publish our pid and latch, before connecting:
 	 * DROP DATABASE looks here for the process to stop */

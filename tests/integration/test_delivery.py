@@ -420,8 +420,14 @@ def claims_step_forward_on_a_big_analyzed_log():
                "VACUUM ANALYZE hdb_catalog.event_log;"
                "INSERT INTO t SELECT g, 'n' FROM generate_series(1, 2000) g;"
                "ALTER SYSTEM SET hasura_events.paused = off; SELECT pg_reload_conf();")
-        wait_for(lambda: c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE NOT delivered") == "0",
-                 timeout=60, what="2000 delivered")
+        try:
+            wait_for(lambda: c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE NOT delivered") == "0",
+                     timeout=60, what="2000 delivered")
+        except AssertionError:
+            print(c.psql("SELECT * FROM hasura_events.worker_status"))
+            print(c.psql("SELECT delivered, error, tries, count(*) FROM hdb_catalog.event_log GROUP BY 1, 2, 3"))
+            print(len(env.receiver.requests()), "requests received")
+            raise
         fetched = int(c.scalar("SELECT events_fetched FROM hasura_events.worker_status "
                                "WHERE database = current_database()"))
         assert 2000 <= fetched <= 2500, f"{fetched} events fetched for 2000 delivered"
