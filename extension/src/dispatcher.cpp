@@ -119,9 +119,10 @@ struct ClaimCursor {
  * The claim floor (kClaimSql): DT_NOBEGIN looks at every waiting event. A claim raises it to the
  * created_at of the first fresh event it did not take (DT_NOEND when it took all there were);
  * commits lower it to the created_at of their events (DispatcherSlot.committed_floor; a
- * redelivery to DT_NOBEGIN); claims given back, the retry check and a restart reset it.
+ * redelivery to DT_NOBEGIN); claims given back, every 60th retry check and a restart reset it.
  */
 TimestampTz claim_floor = DT_NOBEGIN;
+constexpr uint64 kFullLookEveryChecks = 60;
 SPIPlanPtr outcome_plan = NULL;
 SPIPlanPtr invocation_plan = NULL;
 
@@ -1041,9 +1042,11 @@ hasura_events_dispatcher_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		if (now >= next_retry_check) {
 			want_claim = claim_from_start = true;
-			/* every tenth check looks from the very beginning: it finds what no commit announced
-			 * (a committed prepared transaction, a row changed by hand) */
-			if (++retry_checks % 10 == 0)
+			/* every 60th check looks from the very beginning: it finds what no commit announced
+			 * (a committed prepared transaction, a row changed by hand). Rarely: until vacuum has
+			 * been, it walks the claim index entries of every event delivered since (~0.1 s after
+			 * a 200k-event drain), and the claims waiting behind it wait that long */
+			if (++retry_checks % kFullLookEveryChecks == 0)
 				claim_full_scan = true;
 			next_retry_check = TimestampTzPlusMilliseconds(now, hasura_events_retry_check_interval_ms);
 		}
