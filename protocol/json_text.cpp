@@ -39,6 +39,18 @@ utf8_sequence_length(std::string_view s, size_t i)
 	return n;
 }
 
+size_t
+append_utf8_or(std::string &out, std::string_view s, size_t i, std::string_view replacement)
+{
+	size_t n = utf8_sequence_length(s, i);
+	if (n == 0) {
+		out.append(replacement);
+		return 1;
+	}
+	out.append(s.substr(i, n));
+	return n;
+}
+
 void
 append_json_quoted(std::string &out, std::string_view s)
 {
@@ -61,14 +73,7 @@ append_json_quoted(std::string &out, std::string_view s)
 			} else if (c < 0x80) {
 				out.push_back(char(c));
 			} else {
-				size_t n = utf8_sequence_length(s, i);
-				if (n == 0) {
-					out += "\\ufffd";
-					i++;
-				} else {
-					out.append(s.substr(i, n));
-					i += n;
-				}
+				i += append_utf8_or(out, s, i, "\\ufffd");
 				continue;
 			}
 		}

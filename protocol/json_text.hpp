@@ -17,6 +17,12 @@ namespace hasura_events {
 /* The length of the valid UTF-8 sequence starting at s[i], or 0 when it is not valid. */
 size_t utf8_sequence_length(std::string_view s, size_t i);
 
+/*
+ * Appends the UTF-8 sequence starting at s[i] to out when it is valid, else `replacement`;
+ * returns how many bytes of s it took (at least 1).
+ */
+size_t append_utf8_or(std::string &out, std::string_view s, size_t i, std::string_view replacement);
+
 /* Appends s to out as a JSON string literal. */
 void append_json_quoted(std::string &out, std::string_view s);
 

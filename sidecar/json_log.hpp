@@ -16,8 +16,8 @@
 namespace hasura_events::sidecar {
 
 /* JSON quoting is shared with the worker (protocol/json_text.hpp) */
+using hasura_events::append_utf8_or;
 using hasura_events::json_quote;
-using hasura_events::utf8_sequence_length;
 
 class LogLine {
 public:

@@ -58,14 +58,7 @@ escape_label_value(std::string_view s)
 		} else if (c == '\n') {
 			out += "\\n";
 		} else {
-			size_t n = utf8_sequence_length(s, i);
-			if (n == 0) {
-				out += "\xef\xbf\xbd"; /* U+FFFD */
-				i++;
-			} else {
-				out.append(s.substr(i, n));
-				i += n;
-			}
+			i += append_utf8_or(out, s, i, "\xef\xbf\xbd"); /* U+FFFD */
 			continue;
 		}
 		i++;
