@@ -136,9 +136,10 @@ struct CaptureState {
 	TupleDesc payload_desc; /* blessed projection when payload is a list */
 	Datum *proj_values;
 	bool *proj_nulls;
-	JsonText session_variables;
+	JsonText session_variables; /* the text route (direct == false) */
 	JsonText trace_context;
-	/* jsonb building (direct == true): one entry per attribute of desc, the settings as jsonb */
+	/* jsonb building (direct == true): one entry per attribute of desc; the settings as jsonb
+	 * (NULL: JSON null), for both routes */
 	bool direct;
 	ColumnJson *column_json; /* by attribute number - 1 */
 	AttrNumber *row_attnums; /* the payload columns that are not dropped */
@@ -207,17 +208,16 @@ resolve_columns(const char *spec, TupleDesc desc, const char *trigger_name, cons
 }
 
 /*
- * setting_as_json: the JSON text of a hasura.* setting (hasura.user, hasura.tracecontext), or
- * null when the setting is missing or empty. Parsed once per statement, so a malformed value is
- * reported clearly instead of as a broken event.
+ * setting_as_jsonb: a hasura.* setting (hasura.user, hasura.tracecontext) as jsonb, or NULL
+ * (JSON null) when the setting is missing or empty. Parsed once per statement, so a malformed
+ * value is reported clearly instead of as a broken event.
  */
-JsonText
-setting_as_json(const char *setting, Jsonb **as_jsonb)
+Jsonb *
+setting_as_jsonb(const char *setting)
 {
-	*as_jsonb = NULL;
 	const char *value = GetConfigOption(setting, true, false);
 	if (value == NULL || value[0] == '\0')
-		return JsonText::null();
+		return NULL;
 
 	Datum jb;
 	MemoryContext oldcxt = CurrentMemoryContext;
@@ -238,8 +238,16 @@ setting_as_json(const char *setting, Jsonb **as_jsonb)
 															 : "{\"trace_id\": \"...\", \"span_id\": \"...\"}")));
 	}
 	PG_END_TRY();
-	*as_jsonb = DatumGetJsonbP(jb);
-	char *text = JsonbToCString(NULL, &(*as_jsonb)->root, 64);
+	return DatumGetJsonbP(jb);
+}
+
+/* jsonb_text: the JSON text of a setting_as_jsonb value, for the text route. */
+JsonText
+jsonb_text(Jsonb *jb)
+{
+	if (jb == NULL)
+		return JsonText::null();
+	char *text = JsonbToCString(NULL, &jb->root, 64);
 	return {text, strlen(text)};
 }
 
@@ -304,18 +312,22 @@ init_state(CaptureState *st, TriggerData *td)
 	resolve_columns(trigger->tgargs[1], st->desc, st->trigger_name, "columns", &st->columns);
 	resolve_columns(trigger->tgargs[2], st->desc, st->trigger_name, "payload", &st->payload);
 
-	if (!st->payload.all) {
-		TupleDesc pd = CreateTemplateTupleDesc(st->payload.count);
-		for (int i = 0; i < st->payload.count; i++)
-			TupleDescCopyEntry(pd, i + 1, st->desc, st->payload.attnums[i]);
-		st->payload_desc = BlessTupleDesc(pd);
-		st->proj_values = (Datum *)palloc(sizeof(Datum) * Max(st->payload.count, 1));
-		st->proj_nulls = (bool *)palloc(sizeof(bool) * Max(st->payload.count, 1));
-	}
-
-	st->session_variables = setting_as_json("hasura.user", &st->session_variables_jb);
-	st->trace_context = setting_as_json("hasura.tracecontext", &st->trace_context_jb);
+	st->session_variables_jb = setting_as_jsonb("hasura.user");
+	st->trace_context_jb = setting_as_jsonb("hasura.tracecontext");
 	st->direct = plan_column_json(st);
+	if (!st->direct) {
+		/* the text route: row_to_json of the row or of its projection, settings as text */
+		st->session_variables = jsonb_text(st->session_variables_jb);
+		st->trace_context = jsonb_text(st->trace_context_jb);
+		if (!st->payload.all) {
+			TupleDesc pd = CreateTemplateTupleDesc(st->payload.count);
+			for (int i = 0; i < st->payload.count; i++)
+				TupleDescCopyEntry(pd, i + 1, st->desc, st->payload.attnums[i]);
+			st->payload_desc = BlessTupleDesc(pd);
+			st->proj_values = (Datum *)palloc(sizeof(Datum) * Max(st->payload.count, 1));
+			st->proj_nulls = (bool *)palloc(sizeof(bool) * Max(st->payload.count, 1));
+		}
+	}
 
 	st->row_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture row", ALLOCSET_DEFAULT_SIZES);
 	st->batch_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture batch", ALLOCSET_DEFAULT_SIZES);
