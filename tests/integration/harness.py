@@ -98,11 +98,14 @@ class Cluster:
         self.stop("immediate")
         self.start()
 
+    def psql_command(self, db="postgres"):
+        """The psql command line of psql(): unaligned, tuples only, tab-separated, stop on error."""
+        return ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-h", self.dir,
+                "-p", str(self.port), "-U", "postgres", "-d", db]
+
     def psql(self, sql, db="postgres", check=True):
         """Runs sql; returns the rows as lists of strings (unaligned, tab-separated)."""
-        p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-h", self.dir,
-                            "-p", str(self.port), "-U", "postgres", "-d", db],
-                           input=sql, capture_output=True, text=True)
+        p = subprocess.run(self.psql_command(db), input=sql, capture_output=True, text=True)
         if check and p.returncode != 0:
             raise AssertionError(f"psql failed: {p.stderr.strip()}\nSQL: {sql}")
         return [line.split("\t") for line in p.stdout.splitlines() if line != ""]

@@ -363,9 +363,7 @@ def late_commit_of_an_early_transaction_is_delivered():
         c = env.cluster
         setup_db(c)
         create_trigger(c, "late", env.url("/ok"))
-        early = subprocess.Popen(["psql", "-X", "-q", "-At", "-h", c.dir, "-p", str(c.port), "-U", "postgres",
-                                  "-d", "postgres", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
+        early = subprocess.Popen(c.psql_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             early.stdin.write("BEGIN; SELECT 'started';\n")
             early.stdin.flush()
@@ -395,10 +393,8 @@ def concurrent_committers_lose_nothing_between_full_looks():
         c = env.cluster
         setup_db(c)
         create_trigger(c, "many", env.url("/ok"))
-        procs = [subprocess.Popen(["psql", "-X", "-q", "-h", c.dir, "-p", str(c.port), "-U", "postgres",
-                                   "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c",
-                                   f"DO $$ BEGIN FOR i IN {k * 1000 + 1}..{k * 1000 + 600} LOOP "
-                                   "INSERT INTO t VALUES (i, 'c'); COMMIT; END LOOP; END $$"])
+        procs = [subprocess.Popen(c.psql_command() + ["-c", f"DO $$ BEGIN FOR i IN {k * 1000 + 1}..{k * 1000 + 600} "
+                                                      "LOOP INSERT INTO t VALUES (i, 'c'); COMMIT; END LOOP; END $$"])
                  for k in range(4)]
         for p in procs:
             assert p.wait(120) == 0
