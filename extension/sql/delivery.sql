@@ -5,27 +5,14 @@
 -- state of the background workers and sidecars.
 
 -- _queue_stats: per trigger, the undelivered events (pending, of which waiting for a retry,
--- age of the oldest) and the dead ones. Reads only the claim and dead-event partial indexes, so
--- its cost follows the backlog, never the delivered history. Sent to sidecars for their metrics.
+-- age of the oldest) and the dead ones. Written in C (status.cpp): it walks the claim and
+-- dead-event partial indexes, so its cost follows the backlog, never the delivered history,
+-- whatever the planner's statistics say. Sent to sidecars for their metrics.
 CREATE FUNCTION hasura_events._queue_stats(
     OUT name text, OUT pending bigint, OUT oldest_pending_age_sec float8, OUT retries_scheduled bigint,
     OUT errored bigint)
 RETURNS SETOF record
-LANGUAGE sql STABLE AS $$
-    SELECT t.name,
-           coalesce(p.pending, 0),
-           coalesce(p.oldest, 0),
-           coalesce(p.retrying, 0),
-           (SELECT pg_catalog.count(*) FROM hdb_catalog.event_log d
-             WHERE d.trigger_name = t.name AND d.error AND NOT d.archived)
-    FROM hasura_events.event_triggers t
-    LEFT JOIN (SELECT e.trigger_name, pg_catalog.count(*) AS pending,
-                      pg_catalog.date_part('epoch', pg_catalog.now() - pg_catalog.min(e.created_at)) AS oldest,
-                      pg_catalog.count(*) FILTER (WHERE e.next_retry_at > pg_catalog.now()) AS retrying
-               FROM hdb_catalog.event_log e
-               WHERE NOT e.delivered AND NOT e.error AND NOT e.archived
-               GROUP BY e.trigger_name) p ON p.trigger_name = t.name
-$$;
+LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hasura_events_queue_stats';
 
 -- trigger_status: one row per event trigger.
 CREATE VIEW hasura_events.trigger_status AS
