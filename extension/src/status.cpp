@@ -241,8 +241,9 @@ hasura_events_queue_stats(PG_FUNCTION_ARGS)
 	Oid nsp = get_namespace_oid("hdb_catalog", false);
 	Oid relid = get_relname_relid("event_log", nsp);
 	if (!OidIsValid(relid))
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
-						errhint("Recreate the extension: DROP EXTENSION hasura_events; CREATE EXTENSION hasura_events;")));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
+				 errhint("Recreate the extension: DROP EXTENSION hasura_events; CREATE EXTENSION hasura_events;")));
 	AclResult acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, "event_log");
