@@ -142,10 +142,14 @@ struct CaptureState {
 	 * (NULL: JSON null), for both routes */
 	bool direct;
 	ColumnJson *column_json; /* by attribute number - 1 */
-	AttrNumber *row_attnums; /* the payload columns that are not dropped */
+	AttrNumber *row_attnums; /* the payload columns that are not dropped, in jsonb key order */
+	JsonbValue *row_keys;    /* their names */
 	int row_natts;
+	AttrNumber row_last_attnum; /* the highest of row_attnums */
 	Jsonb *session_variables_jb;
 	Jsonb *trace_context_jb;
+	JsonbValue session_variables_v; /* the settings as values of the event (direct route) */
+	JsonbValue trace_context_v;
 	MemoryContext row_ctx;   /* reset after every row */
 	MemoryContext batch_ctx; /* reset after every flush */
 	Datum *pending;          /* jsonb payloads not yet inserted */
@@ -284,6 +288,7 @@ event_table_of(Relation rel, Trigger *trigger, const char **schema_name, const c
 }
 
 bool plan_column_json(CaptureState *st);
+void jsonb_value(JsonbValue *v, Jsonb *jb);
 
 void
 init_state(CaptureState *st, TriggerData *td)
@@ -315,7 +320,10 @@ init_state(CaptureState *st, TriggerData *td)
 	st->session_variables_jb = setting_as_jsonb("hasura.user");
 	st->trace_context_jb = setting_as_jsonb("hasura.tracecontext");
 	st->direct = plan_column_json(st);
-	if (!st->direct) {
+	if (st->direct) {
+		jsonb_value(&st->session_variables_v, st->session_variables_jb);
+		jsonb_value(&st->trace_context_v, st->trace_context_jb);
+	} else {
 		/* the text route: row_to_json of the row or of its projection, settings as text */
 		st->session_variables = jsonb_text(st->session_variables_jb);
 		st->trace_context = jsonb_text(st->trace_context_jb);
@@ -379,7 +387,26 @@ column_kind(Oid type, ColumnJson *out)
 	return true;
 }
 
-/* plan_column_json: whether every payload column has a kind (then events are built as jsonb). */
+/* jsonb_key_order: jsonb's order of object keys (shorter first, then bytewise), for attnums */
+int
+jsonb_key_order(const void *a, const void *b, void *arg)
+{
+	TupleDesc desc = (TupleDesc)arg;
+	const char *x = NameStr(TupleDescAttr(desc, *(const AttrNumber *)a - 1)->attname);
+	const char *y = NameStr(TupleDescAttr(desc, *(const AttrNumber *)b - 1)->attname);
+	size_t lx = strlen(x), ly = strlen(y);
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return memcmp(x, y, lx);
+}
+
+void string_value(JsonbValue *v, const char *data, size_t len);
+
+/*
+ * plan_column_json: whether every payload column has a kind (then events are built as jsonb).
+ * The columns are put in the order jsonb keeps object keys, so that every row's object is built
+ * in its final order, without the sort pushJsonbValue does per object.
+ */
 bool
 plan_column_json(CaptureState *st)
 {
@@ -387,6 +414,7 @@ plan_column_json(CaptureState *st)
 	int n = column_set_size(&st->payload, st->desc);
 	st->row_attnums = (AttrNumber *)palloc(sizeof(AttrNumber) * Max(n, 1));
 	st->row_natts = 0;
+	st->row_last_attnum = 0;
 	for (int i = 0; i < n; i++) {
 		AttrNumber attnum = column_set_attnum(&st->payload, i);
 		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
@@ -395,161 +423,180 @@ plan_column_json(CaptureState *st)
 		if (!column_kind(att->atttypid, &st->column_json[attnum - 1]))
 			return false;
 		st->row_attnums[st->row_natts++] = attnum;
+		st->row_last_attnum = Max(st->row_last_attnum, attnum);
+	}
+	qsort_arg(st->row_attnums, (size_t)st->row_natts, sizeof(AttrNumber), jsonb_key_order, st->desc);
+	st->row_keys = (JsonbValue *)palloc(sizeof(JsonbValue) * Max(st->row_natts, 1));
+	for (int i = 0; i < st->row_natts; i++) {
+		const char *name = NameStr(TupleDescAttr(st->desc, st->row_attnums[i] - 1)->attname);
+		string_value(&st->row_keys[i], name, strlen(name));
 	}
 	return true;
 }
 
+/* string_value: a jsonb string pointing at data (not copied: data must outlive the event). */
 void
-push_string(JsonbParseState **ps, JsonbIteratorToken tok, const char *data, size_t len)
+string_value(JsonbValue *v, const char *data, size_t len)
 {
 	if (len > JENTRY_OFFLENMASK)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("string too long to represent as jsonb string"),
 						errdetail("Due to an implementation restriction, jsonb strings cannot exceed %d bytes.",
 								  JENTRY_OFFLENMASK)));
-	JsonbValue v;
-	v.type = jbvString;
-	v.val.string.val = (char *)data;
-	v.val.string.len = (int)len;
-	pushJsonbValue(ps, tok, &v);
+	v->type = jbvString;
+	v->val.string.val = (char *)data;
+	v->val.string.len = (int)len;
 }
 
 void
-push_numeric(JsonbParseState **ps, Numeric n)
+numeric_value(JsonbValue *v, Numeric n)
 {
-	JsonbValue v;
-	v.type = jbvNumeric;
-	v.val.numeric = n;
-	pushJsonbValue(ps, WJB_VALUE, &v);
+	v->type = jbvNumeric;
+	v->val.numeric = n;
 }
 
+/*
+ * jsonb_value: a jsonb datum as an in-memory value (NULL: JSON null). convertToJsonb takes no
+ * binary containers inside a value tree, so arrays and objects are unpacked.
+ */
 void
-push_jsonb(JsonbParseState **ps, JsonbIteratorToken tok, Jsonb *jb)
+jsonb_value(JsonbValue *v, Jsonb *jb)
 {
-	JsonbValue v;
 	if (jb == NULL) {
-		v.type = jbvNull;
-		pushJsonbValue(ps, tok, &v);
+		v->type = jbvNull;
 		return;
 	}
-	v.type = jbvBinary;
-	v.val.binary.data = &jb->root;
-	v.val.binary.len = (int)(VARSIZE(jb) - VARHDRSZ);
-	pushJsonbValue(ps, tok, &v);
+	if (JB_ROOT_IS_SCALAR(jb)) {
+		if (!JsonbExtractScalar(&jb->root, v))
+			elog(ERROR, "hasura_events: a scalar jsonb without its scalar");
+		return;
+	}
+	JsonbParseState *ps = NULL;
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue tmp;
+	JsonbValue *res = NULL;
+	JsonbIteratorToken tok;
+	while ((tok = JsonbIteratorNext(&it, &tmp, false)) != WJB_DONE)
+		res = pushJsonbValue(&ps, tok, tok < WJB_BEGIN_ARRAY ? &tmp : NULL);
+	*v = *res;
 }
 
-/* push_column_value: one non-null column value as row_to_json would render it, then jsonb_in. */
+/* column_value: one non-null column value as row_to_json would render it, then jsonb_in. */
 void
-push_column_value(JsonbParseState **ps, const ColumnJson *cj, Datum value)
+column_value(JsonbValue *v, const ColumnJson *cj, Datum value)
 {
 	switch (cj->kind) {
 	case ValueKind::Text: {
 		text *t = DatumGetTextPP(value);
-		push_string(ps, WJB_VALUE, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		string_value(v, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 		return;
 	}
-	case ValueKind::Bool: {
-		JsonbValue v;
-		v.type = jbvBool;
-		v.val.boolean = DatumGetBool(value);
-		pushJsonbValue(ps, WJB_VALUE, &v);
+	case ValueKind::Bool:
+		v->type = jbvBool;
+		v->val.boolean = DatumGetBool(value);
 		return;
-	}
 	case ValueKind::Int: {
 		int64 i = cj->base_type == INT2OID   ? DatumGetInt16(value)
 				  : cj->base_type == INT4OID ? DatumGetInt32(value)
 											 : DatumGetInt64(value);
-		push_numeric(ps, int64_to_numeric(i));
+		numeric_value(v, int64_to_numeric(i));
 		return;
 	}
 	case ValueKind::Numeric: {
 		Numeric n = DatumGetNumeric(value);
 		if (numeric_is_nan(n) || numeric_is_inf(n)) {
 			char *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n)));
-			push_string(ps, WJB_VALUE, s, strlen(s));
+			string_value(v, s, strlen(s));
 		} else
-			push_numeric(ps, n);
+			numeric_value(v, n);
 		return;
 	}
 	case ValueKind::Float: {
 		char *s = OutputFunctionCall(const_cast<FmgrInfo *>(&cj->output), value);
 		if (IsValidJsonNumber(s, (int)strlen(s)))
-			push_numeric(ps, DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(s),
+			numeric_value(v, DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(s),
 																 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1))));
 		else
-			push_string(ps, WJB_VALUE, s, strlen(s));
+			string_value(v, s, strlen(s));
 		return;
 	}
 	case ValueKind::DateTime: {
-		/* the JsonbValue keeps a pointer to the string until the event is built */
+		/* the value keeps a pointer to the string until the event is built */
 		char *buf = (char *)palloc(MAXDATELEN + 1);
 		JsonEncodeDateTime(buf, value, cj->base_type, NULL);
-		push_string(ps, WJB_VALUE, buf, strlen(buf));
+		string_value(v, buf, strlen(buf));
 		return;
 	}
 	case ValueKind::Json: {
 		char *s = text_to_cstring(DatumGetTextPP(value));
-		push_jsonb(ps, WJB_VALUE, DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s))));
+		jsonb_value(v, DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s))));
 		return;
 	}
-	case ValueKind::Jsonb: push_jsonb(ps, WJB_VALUE, DatumGetJsonbP(value)); return;
+	case ValueKind::Jsonb: jsonb_value(v, DatumGetJsonbP(value)); return;
 	case ValueKind::Output: {
 		char *s = OutputFunctionCall(const_cast<FmgrInfo *>(&cj->output), value);
-		push_string(ps, WJB_VALUE, s, strlen(s));
+		string_value(v, s, strlen(s));
 		return;
 	}
 	}
 }
 
-/* push_row: the row of the slot as a JSON object of its payload columns, or null. */
+/* row_value: the row of the slot as a JSON object of its payload columns, or null. */
 void
-push_row(CaptureState *st, JsonbParseState **ps, TupleTableSlot *slot)
+row_value(CaptureState *st, TupleTableSlot *slot, JsonbValue *out)
 {
-	JsonbValue v;
 	if (slot == NULL) {
-		v.type = jbvNull;
-		pushJsonbValue(ps, WJB_VALUE, &v);
+		out->type = jbvNull;
 		return;
 	}
-	pushJsonbValue(ps, WJB_BEGIN_OBJECT, NULL);
+	slot_getsomeattrs(slot, st->row_last_attnum);
+	JsonbPair *pairs = (JsonbPair *)palloc(sizeof(JsonbPair) * Max(st->row_natts, 1));
 	for (int i = 0; i < st->row_natts; i++) {
 		AttrNumber attnum = st->row_attnums[i];
-		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
-		const char *name = NameStr(att->attname);
-		push_string(ps, WJB_KEY, name, strlen(name));
-		bool isnull;
-		Datum value = slot_getattr(slot, attnum, &isnull);
-		if (isnull) {
-			v.type = jbvNull;
-			pushJsonbValue(ps, WJB_VALUE, &v);
-		} else
-			push_column_value(ps, &st->column_json[attnum - 1], value);
+		pairs[i].key = st->row_keys[i];
+		pairs[i].order = (uint32)i;
+		if (slot->tts_isnull[attnum - 1])
+			pairs[i].value.type = jbvNull;
+		else
+			column_value(&pairs[i].value, &st->column_json[attnum - 1], slot->tts_values[attnum - 1]);
 	}
-	pushJsonbValue(ps, WJB_END_OBJECT, NULL);
+	out->type = jbvObject;
+	out->val.object.nPairs = st->row_natts;
+	out->val.object.pairs = pairs;
+}
+
+/* set_pair: one key (a literal) and its place in the object's order. */
+JsonbValue *
+set_pair(JsonbPair *pair, const char *key, uint32 order)
+{
+	string_value(&pair->key, key, strlen(key));
+	pair->order = order;
+	return &pair->value;
 }
 
 /*
  * event_jsonb: the stored event object built as jsonb directly: the same value as jsonb_in of
- * append_event_json's text, without writing and parsing the text.
+ * append_event_json's text, without writing and parsing the text. Every object is built with its
+ * keys already in jsonb's order (shorter first, then bytewise), which convertToJsonb keeps.
  */
 Jsonb *
 event_jsonb(CaptureState *st, TupleTableSlot *oldslot, TupleTableSlot *newslot)
 {
-	JsonbParseState *ps = NULL;
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	push_string(&ps, WJB_KEY, "op", 2);
-	push_string(&ps, WJB_VALUE, st->op, strlen(st->op));
-	push_string(&ps, WJB_KEY, "data", 4);
-	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-	push_string(&ps, WJB_KEY, "old", 3);
-	push_row(st, &ps, oldslot);
-	push_string(&ps, WJB_KEY, "new", 3);
-	push_row(st, &ps, newslot);
-	pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
-	push_string(&ps, WJB_KEY, "session_variables", 17);
-	push_jsonb(&ps, WJB_VALUE, st->session_variables_jb);
-	push_string(&ps, WJB_KEY, "trace_context", 13);
-	push_jsonb(&ps, WJB_VALUE, st->trace_context_jb);
-	return JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+	JsonbPair data[2];
+	row_value(st, newslot, set_pair(&data[0], "new", 0));
+	row_value(st, oldslot, set_pair(&data[1], "old", 1));
+	JsonbPair top[4];
+	string_value(set_pair(&top[0], "op", 0), st->op, strlen(st->op));
+	JsonbValue *d = set_pair(&top[1], "data", 1);
+	d->type = jbvObject;
+	d->val.object.nPairs = 2;
+	d->val.object.pairs = data;
+	*set_pair(&top[2], "trace_context", 2) = st->trace_context_v;
+	*set_pair(&top[3], "session_variables", 3) = st->session_variables_v;
+	JsonbValue root;
+	root.type = jbvObject;
+	root.val.object.nPairs = 4;
+	root.val.object.pairs = top;
+	return JsonbValueToJsonb(&root);
 }
 
 /* update_changed_listened_column: whether an UPDATE changed a column the trigger listens to. */
