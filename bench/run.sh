@@ -47,7 +47,7 @@ dpkg -s libpq-dev >/dev/null 2>&1 || missing+=(libpq-dev)
 command -v python3 >/dev/null || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+    if ! can_sudo; then
         echo "bench: need root or sudo to install: ${missing[*]}" >&2; exit 1
     fi
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -63,9 +63,9 @@ USE_INSTALLED_SIDECAR=0
 if ! cmp -s "$ROOT/hasura_events.so" "$PG_PKGLIBDIR/hasura_events.so" \
     || ! cmp -s "$EXTSQL" "$(pg_config --sharedir)/extension/$(basename "$EXTSQL")"; then
     log "installing the module (make install)"
-    if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+    if ! can_sudo; then
         [ -f "$PG_PKGLIBDIR/hasura_events.so" ] || { echo "bench: the module is not installed and there is no sudo: run 'make install' as root" >&2; exit 1; }
-        log "WARNING: no sudo: benchmarking the installed module and sidecar, which differ from this build ('make install' as root to change it)"
+        log "WARNING: no usable sudo: benchmarking the installed module and sidecar, which differ from this build ('make install' as root to change it)"
         USE_INSTALLED_SIDECAR=1 # a sidecar of this build may not speak the installed worker's protocol
     else
         sudo_if_needed make -s -C "$ROOT" install >/dev/null

@@ -20,6 +20,14 @@ sudo_if_needed() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# can_sudo: whether sudo_if_needed can work here: root, or a sudo that needs no password, or one
+# that can ask for it on a terminal.
+can_sudo() {
+    [ "$(id -u)" -eq 0 ] && return 0
+    command -v sudo >/dev/null || return 1
+    sudo -n true 2>/dev/null || [ -t 0 ]
+}
+
 # make_pg_dir PATH: a fresh directory the server user owns.
 make_pg_dir() {
     rm -rf "$1"
