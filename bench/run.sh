@@ -56,8 +56,8 @@ fi
 PGBENCH=$PG_BINDIR/pgbench; [ -x "$PGBENCH" ] || PGBENCH=$(command -v pgbench)
 
 log "building (make, bench tools)"
-make -s -C "$ROOT" >/dev/null
-make -s -C "$BENCH" >/dev/null
+make -s -j"$(nproc)" -C "$ROOT" >/dev/null
+make -s -j"$(nproc)" -C "$BENCH" >/dev/null
 EXTSQL=$(ls "$ROOT"/hasura_events--*.sql | head -1)
 USE_INSTALLED_SIDECAR=0
 if ! cmp -s "$ROOT/hasura_events.so" "$PG_PKGLIBDIR/hasura_events.so" \
