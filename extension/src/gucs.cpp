@@ -62,8 +62,9 @@ hasura_events_define_gucs(void)
 							   NULL, &hasura_events_allowed_peer_uids, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hasura_events.metrics_interval",
 							"How often the dispatcher sends queue figures to connected sidecars (for their metrics).",
-							NULL, &hasura_events_metrics_interval_ms, 5000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-							NULL, NULL, NULL);
+							"At least 20 times as long as computing the figures took (they walk the backlog).",
+							&hasura_events_metrics_interval_ms, 5000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, NULL,
+							NULL, NULL);
 	DefineCustomEnumVariable("hasura_events.log_attempts",
 							 "Which delivery attempts the dispatcher writes to the server log (one JSON line each).",
 							 NULL, &hasura_events_log_attempts, LOG_ATTEMPTS_FAILURES, log_attempts_options, PGC_SIGHUP,
