@@ -88,11 +88,6 @@ public:
 		curl_easy_reset(h.get());
 		idle_.push_back(std::move(h));
 	}
-	size_t
-	idle() const
-	{
-		return idle_.size();
-	}
 
 private:
 	size_t cap_;
