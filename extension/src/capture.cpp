@@ -725,12 +725,7 @@ flush_events(CaptureState *st)
 	if (st->npending == 0)
 		return;
 
-	Oid catalog = get_namespace_oid("hdb_catalog", false);
-	Oid event_log = get_relname_relid("event_log", catalog);
-	if (!OidIsValid(event_log))
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
-						errhint("The hasura_events extension is not installed correctly in this database.")));
-	Relation rel = table_open(event_log, RowExclusiveLock);
+	Relation rel = table_open(event_log_relid(), RowExclusiveLock);
 
 	/* Events are written with the privileges of the catalog's owner: writers of the table need
 	 * no rights on hdb_catalog. The SQL path names everything schema-qualified: no search_path

@@ -15,15 +15,27 @@ extern "C" {
 #include "access/hio.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "storage/bufmgr.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 }
 
 #include "hasura_events.hpp"
+
+Oid
+event_log_relid(void)
+{
+	Oid relid = get_relname_relid("event_log", get_namespace_oid("hdb_catalog", false));
+	if (!OidIsValid(relid))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
+						errhint("The hasura_events extension is not installed correctly in this database.")));
+	return relid;
+}
 
 bool
 relation_has_layout(Relation rel, const CatalogColumn *columns, int ncolumns)

@@ -29,6 +29,8 @@ struct CatalogColumn {
 	const char *name;
 	Oid type;
 };
+/* event_log_relid: hdb_catalog.event_log, or an error (UNDEFINED_TABLE) when it is missing */
+extern Oid event_log_relid(void);
 /* relation_has_layout: the table has exactly these columns, in this order, of these types */
 extern bool relation_has_layout(Relation rel, const CatalogColumn *columns, int ncolumns);
 struct DirectInsert {

@@ -238,12 +238,8 @@ hasura_events_queue_stats(PG_FUNCTION_ARGS)
 	SPI_finish();
 	qsort(triggers, (size_t)n, sizeof(TriggerQueue), compare_queue_names);
 
-	Oid nsp = get_namespace_oid("hdb_catalog", false);
-	Oid relid = get_relname_relid("event_log", nsp);
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE), errmsg("hdb_catalog.event_log does not exist"),
-				 errhint("Recreate the extension: DROP EXTENSION hasura_events; CREATE EXTENSION hasura_events;")));
+	Oid relid = event_log_relid();
+	Oid nsp = get_rel_namespace(relid);
 	AclResult acl = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
 	if (acl != ACLCHECK_OK)
 		aclcheck_error(acl, OBJECT_TABLE, "event_log");
