@@ -138,16 +138,13 @@ struct CaptureState {
 	bool *proj_nulls;
 	JsonText session_variables; /* the text route (direct == false) */
 	JsonText trace_context;
-	/* jsonb building (direct == true): one entry per attribute of desc; the settings as jsonb
-	 * (NULL: JSON null), for both routes */
+	/* jsonb building (direct == true): one entry per attribute of desc */
 	bool direct;
 	ColumnJson *column_json; /* by attribute number - 1 */
 	AttrNumber *row_attnums; /* the payload columns that are not dropped, in jsonb key order */
 	JsonbValue *row_keys;    /* their names */
 	int row_natts;
-	AttrNumber row_last_attnum; /* the highest of row_attnums */
-	Jsonb *session_variables_jb;
-	Jsonb *trace_context_jb;
+	AttrNumber row_last_attnum;     /* the highest of row_attnums */
 	JsonbValue session_variables_v; /* the settings as values of the event (direct route) */
 	JsonbValue trace_context_v;
 	MemoryContext row_ctx;   /* reset after every row */
@@ -317,16 +314,16 @@ init_state(CaptureState *st, TriggerData *td)
 	resolve_columns(trigger->tgargs[1], st->desc, st->trigger_name, "columns", &st->columns);
 	resolve_columns(trigger->tgargs[2], st->desc, st->trigger_name, "payload", &st->payload);
 
-	st->session_variables_jb = setting_as_jsonb("hasura.user");
-	st->trace_context_jb = setting_as_jsonb("hasura.tracecontext");
+	Jsonb *session_variables = setting_as_jsonb("hasura.user"); /* NULL: JSON null */
+	Jsonb *trace_context = setting_as_jsonb("hasura.tracecontext");
 	st->direct = plan_column_json(st);
 	if (st->direct) {
-		jsonb_value(&st->session_variables_v, st->session_variables_jb);
-		jsonb_value(&st->trace_context_v, st->trace_context_jb);
+		jsonb_value(&st->session_variables_v, session_variables);
+		jsonb_value(&st->trace_context_v, trace_context);
 	} else {
 		/* the text route: row_to_json of the row or of its projection, settings as text */
-		st->session_variables = jsonb_text(st->session_variables_jb);
-		st->trace_context = jsonb_text(st->trace_context_jb);
+		st->session_variables = jsonb_text(session_variables);
+		st->trace_context = jsonb_text(trace_context);
 		if (!st->payload.all) {
 			TupleDesc pd = CreateTemplateTupleDesc(st->payload.count);
 			for (int i = 0; i < st->payload.count; i++)
