@@ -694,14 +694,41 @@ peer_allowed(int fd, uid_t *uid_out)
 	return false;
 }
 
+/*
+ * What the next claim should be. A claim goes on after the previous one only when that one was
+ * full and nothing happened in between: a commit, a retry coming due, claims given back (a
+ * sidecar gone) may all have put events ahead of it.
+ */
+struct ClaimPlan {
+	bool want = true;       /* claim at all; events may be waiting from before we started */
+	bool from_start = true; /* from the claim floor, not after the previous claim */
+	bool full_scan = true;  /* from the very beginning of the claim index, not from the floor */
+
+	/* something may have put events ahead of the previous claim */
+	void
+	look_again()
+	{
+		want = from_start = true;
+	}
+	/* ... or behind the claim floor (events given back) */
+	void
+	look_everywhere()
+	{
+		want = from_start = full_scan = true;
+	}
+};
+
+/* lose_connection: closes a sidecar's connection; the events it had are due again, anywhere in
+ * the claim index. */
 void
-close_connection(int fd, const char *why)
+lose_connection(int fd, const char *why, ClaimPlan &plan)
 {
 	size_t returned = 0;
 	DISPATCH_GUARD("closing a connection", returned = dispatch->remove_connection(fd));
 	close(fd);
 	ereport(LOG, (errmsg("hasura_events: sidecar connection closed: %s; %zu undelivered events returned to the queue",
 						 why, returned)));
+	plan.look_everywhere();
 }
 
 void
@@ -921,13 +948,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 	loop_ctx = AllocSetContextCreate(TopMemoryContext, "hasura_events dispatcher loop", ALLOCSET_DEFAULT_SIZES);
 	char *readbuf = (char *)MemoryContextAlloc(TopMemoryContext, kReadChunk);
 
-	bool want_claim = true; /* events may be waiting from before we started */
-	/* A claim goes on after the previous one only when that one was full and nothing happened in
-	 * between: a commit, a retry coming due, claims given back (a sidecar gone) may all have put
-	 * events ahead of it. */
-	bool claim_from_start = true;
-	/* ... and from the very beginning of the claim index (not from the claim floor) */
-	bool claim_full_scan = true;
+	ClaimPlan plan;
 	uint64 retry_checks = 0;
 	bool commit_wakeups = false;
 	TimestampTz next_retry_check = GetCurrentTimestamp();
@@ -955,11 +976,11 @@ hasura_events_dispatcher_main(Datum main_arg)
 			SpinLockRelease(&hasura_events_shmem->mutex);
 			commit_wakeups = wakeups;
 			if (wakeups)
-				want_claim = claim_from_start = true;
+				plan.look_again();
 		}
 		long timeout_ms;
 		TimestampTz now = GetCurrentTimestamp();
-		if (want_claim && room > 0 && !hasura_events_paused)
+		if (plan.want && room > 0 && !hasura_events_paused)
 			timeout_ms = 0;
 		else {
 			TimestampTz next = Min(Min(next_retry_check, next_stats), next_metrics);
@@ -993,7 +1014,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 			WaitEvent *ev = &events[i];
 			if (ev->events & WL_LATCH_SET) {
 				ResetLatch(MyLatch);
-				want_claim = claim_from_start = true; /* a commit recorded events, or someone asked */
+				plan.look_again(); /* a commit recorded events, or someone asked */
 				continue;
 			}
 			intptr_t fd = (intptr_t)ev->user_data;
@@ -1009,10 +1030,8 @@ hasura_events_dispatcher_main(Datum main_arg)
 			if (!ok)
 				closed[nclosed++] = (int)fd;
 		}
-		for (int i = 0; i < nclosed; i++) {
-			close_connection(closed[i], "the sidecar disconnected");
-			want_claim = claim_from_start = claim_full_scan = true; /* its claims are due again */
-		}
+		for (int i = 0; i < nclosed; i++)
+			lose_connection(closed[i], "the sidecar disconnected", plan);
 		/* protocol errors: the Dispatch asks for the close, with a reason */
 		for (int i = 0; i < nconn; i++) {
 			char why[512] = "";
@@ -1029,8 +1048,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 			});
 			if (must_close) {
 				write_connection(conn_fds[i]); /* a Reject, if any */
-				close_connection(conn_fds[i], why);
-				want_claim = claim_from_start = claim_full_scan = true;
+				lose_connection(conn_fds[i], why, plan);
 			}
 		}
 		if (accept_now)
@@ -1041,26 +1059,26 @@ hasura_events_dispatcher_main(Datum main_arg)
 
 		now = GetCurrentTimestamp();
 		if (now >= next_retry_check) {
-			want_claim = claim_from_start = true;
+			plan.look_again();
 			/* every 60th check looks from the very beginning: it finds what no commit announced
 			 * (a committed prepared transaction, a row changed by hand). Rarely: until vacuum has
 			 * been, it walks the claim index entries of every event delivered since (~0.1 s after
 			 * a 200k-event drain), and the claims waiting behind it wait that long */
 			if (++retry_checks % kFullLookEveryChecks == 0)
-				claim_full_scan = true;
+				plan.full_scan = true;
 			next_retry_check = TimestampTzPlusMilliseconds(now, hasura_events_retry_check_interval_ms);
 		}
 
 		DISPATCH_GUARD("computing room", room = dispatch->claimable());
-		if (want_claim && room > 0 && !hasura_events_paused) {
+		if (plan.want && room > 0 && !hasura_events_paused) {
 			int want = (int)Min(room, (size_t)hasura_events_batch_size);
-			int got = claim_batch(want, !claim_from_start, claim_full_scan);
-			if (claim_from_start)
-				claim_full_scan = false;
+			int got = claim_batch(want, !plan.from_start, plan.full_scan);
+			if (plan.from_start)
+				plan.full_scan = false;
 			if (got < 0)
 				leave_for_good();
-			want_claim = got == want; /* a full batch: there may be more */
-			claim_from_start = !want_claim;
+			plan.want = got == want; /* a full batch: there may be more */
+			plan.from_start = !plan.want;
 		}
 
 		if (now >= next_metrics) {
@@ -1082,10 +1100,8 @@ hasura_events_dispatcher_main(Datum main_arg)
 		/* write what the claims and handshakes produced without waiting for writability */
 		nconn = list_connections(conn_fds, conn_out);
 		for (int i = 0; i < nconn; i++)
-			if (conn_out[i] && !write_connection(conn_fds[i])) {
-				close_connection(conn_fds[i], "writing to the sidecar failed");
-				want_claim = claim_from_start = claim_full_scan = true;
-			}
+			if (conn_out[i] && !write_connection(conn_fds[i]))
+				lose_connection(conn_fds[i], "writing to the sidecar failed", plan);
 
 		if (now >= next_stats) {
 			log_stats();
