@@ -209,6 +209,16 @@ struct FakeSidecar {
 		d.on_bytes(id, buf.data(), buf.size());
 	}
 
+	/* Hello with this many credits, Credit for them, and the Welcome read and dropped: a sidecar
+	 * ready for deliveries */
+	void
+	handshake(uint32_t credits, const char *name = "sc")
+	{
+		send(proto::Hello{proto::kVersion, name, credits});
+		send(proto::Credit{credits});
+		received();
+	}
+
 	std::vector<proto::Message>
 	received()
 	{
@@ -322,9 +332,7 @@ TEST(Dispatch, HandOutWithinCreditsAndRecordOutcomes)
 {
 	Dispatch d(config());
 	FakeSidecar s(d, 3);
-	s.send(proto::Hello{proto::kVersion, "sc", 2});
-	s.send(proto::Credit{2});
-	s.received();
+	s.handshake(2);
 	Events ev(3);
 	EXPECT_EQ(d.hand_out(ev.views.data(), ev.views.size()), 2u); /* went through two of three */
 	EXPECT_EQ(d.inflight(), 2u);                                 /* the third had no credit: it stays in event_log */
@@ -384,9 +392,7 @@ TEST(Dispatch, HandOutSkipsEventsAlreadyInFlight)
 	/* a claim that goes on after the previous one may return an event still in flight */
 	Dispatch d(config());
 	FakeSidecar s(d, 1);
-	s.send(proto::Hello{proto::kVersion, "sc", 5});
-	s.send(proto::Credit{5});
-	s.received();
+	s.handshake(5);
 	Events ev(3);
 	EXPECT_EQ(d.hand_out(ev.views.data(), 2), 2u);
 	EXPECT_EQ(d.hand_out(ev.views.data(), 3), 3u); /* e0 and e1 skipped, e2 handed out */
@@ -400,8 +406,7 @@ TEST(Dispatch, DisconnectReturnsClaimsButKeepsReportedOnes)
 {
 	Dispatch d(config());
 	FakeSidecar s(d, 1);
-	s.send(proto::Hello{proto::kVersion, "sc", 5});
-	s.send(proto::Credit{5});
+	s.handshake(5);
 	Events ev(3);
 	d.hand_out(ev.views.data(), ev.views.size());
 	proto::Outcome ok = outcome(proto::OutcomeKind::Delivered, 200);
@@ -418,16 +423,14 @@ TEST(Dispatch, MaxInflightAndGoodbye)
 {
 	Dispatch d(config(3));
 	FakeSidecar a(d, 1), b(d, 2);
-	a.send(proto::Hello{proto::kVersion, "a", 10});
-	a.send(proto::Credit{10});
-	b.send(proto::Hello{proto::kVersion, "b", 10});
-	b.send(proto::Credit{10});
+	a.handshake(10, "a");
+	b.handshake(10, "b");
 	EXPECT_EQ(d.claimable(), 3u);
 	Events ev(3);
 	d.hand_out(ev.views.data(), ev.views.size());
 	EXPECT_EQ(d.claimable(), 0u);
 	/* spread over both sidecars */
-	size_t na = a.received().size() - 1, nb = b.received().size() - 1;
+	size_t na = a.received().size(), nb = b.received().size();
 	EXPECT_EQ(na + nb, 3u);
 	EXPECT_GT(na, 0u);
 	EXPECT_GT(nb, 0u);
