@@ -2,6 +2,7 @@
 # tests/install-deps.sh: installs the Debian packages that building and testing need.
 # Runs as root or through sudo; does nothing when everything is present already.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/sudo.sh"
 
 pkgs=(postgresql-15 libcurl4-openssl-dev libcjson-dev libgtest-dev g++ make python3 ca-certificates prometheus)
 missing=()
@@ -15,23 +16,23 @@ if dpkg -s postgresql-15 >/dev/null 2>&1 && dpkg -s postgresql-server-dev-15 >/d
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-    SUDO="sudo"
+if ! can_sudo; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: installing them needs root, or a sudo that can run without a password or ask for one on a terminal; run 'sudo tests/install-deps.sh' once, or as root" >&2
+    exit 1
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Packages such as prometheus would start system services on install; the tests start their own
 # servers on free ports, so keep the package scripts from starting anything.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-    $SUDO chmod +x /usr/sbin/policy-rc.d
-    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+    printf '#!/bin/sh\nexit 101\n' | sudo_if_needed tee /usr/sbin/policy-rc.d >/dev/null
+    sudo_if_needed chmod +x /usr/sbin/policy-rc.d
+    trap 'sudo_if_needed rm -f /usr/sbin/policy-rc.d' EXIT
 fi
-$SUDO apt-get update -qq
+sudo_if_needed apt-get update -qq
 # postgresql-15 first, then the dev headers pinned to its version.
-$SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null
+sudo_if_needed apt-get install -y -qq "${pkgs[@]}" >/dev/null
 ver=$(dpkg-query -W -f='${Version}' postgresql-15)
-$SUDO apt-get install -y -qq --allow-downgrades "postgresql-server-dev-15=$ver" >/dev/null
+sudo_if_needed apt-get install -y -qq --allow-downgrades "postgresql-server-dev-15=$ver" >/dev/null
 echo "install-deps: done"

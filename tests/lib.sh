@@ -15,18 +15,9 @@ else
     as_pg() { "$@"; }
 fi
 
-# sudo_if_needed CMD...: runs CMD as root (directly, or through sudo).
-sudo_if_needed() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# sudo_if_needed and can_sudo (tests/sudo.sh needs nothing installed: install-deps.sh uses it)
+. "$(dirname "${BASH_SOURCE[0]}")/sudo.sh"
 
-# can_sudo: whether sudo_if_needed can work here: root, or a sudo that needs no password, or one
-# that can ask for it on a terminal.
-can_sudo() {
-    [ "$(id -u)" -eq 0 ] && return 0
-    command -v sudo >/dev/null || return 1
-    sudo -n true 2>/dev/null || [ -t 0 ]
-}
 
 # make_pg_dir PATH: a fresh directory the server user owns.
 make_pg_dir() {
