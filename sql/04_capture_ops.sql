@@ -74,6 +74,25 @@ SELECT count(*) AS events, count(DISTINCT payload->'data'->'old'->>'id') AS dist
 FROM hdb_catalog.event_log WHERE trigger_name = 'items_tr';
 TRUNCATE hdb_catalog.event_log;
 
+-- Event rows are written in batches (table_multi_insert); a trigger someone put on event_log
+-- makes capture insert them row by row instead, and it fires for every event.
+CREATE TABLE event_log_audit (id text);
+CREATE FUNCTION audit_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO event_log_audit VALUES (NEW.id); RETURN NULL; END $$;
+CREATE TRIGGER audit AFTER INSERT ON hdb_catalog.event_log FOR EACH ROW EXECUTE FUNCTION audit_event();
+INSERT INTO items SELECT g, 'item ' || g, g, NULL FROM generate_series(5001, 5300) g;
+SELECT count(*) AS events, count(a.id) AS audited,
+       bool_and(e.payload->'data'->'new' = to_jsonb(i.*)) AS all_rows_exact
+FROM hdb_catalog.event_log e
+JOIN items i ON i.id = (e.payload->'data'->'new'->>'id')::int
+LEFT JOIN event_log_audit a ON a.id = e.id
+WHERE e.trigger_name = 'items_tr';
+DROP TRIGGER audit ON hdb_catalog.event_log;
+DROP FUNCTION audit_event();
+DROP TABLE event_log_audit;
+DELETE FROM items WHERE id > 5000;
+TRUNCATE hdb_catalog.event_log;
+
 -- INSERT ... ON CONFLICT DO UPDATE: an INSERT event for new rows, an UPDATE event for the
 -- conflicting ones whose listened columns changed; DO NOTHING skips silently.
 INSERT INTO items VALUES (1, 'a', 1, NULL), (50, 'fifty', 50, NULL), (2, 'pear', 7, NULL)

@@ -2,9 +2,12 @@
  * extension/src/direct_insert.cpp
  *
  * Rows into the extension's own catalog tables (event_log, event_invocation_logs) straight
- * through the executor's simple-insert path, as logical replication applies rows: no SQL to
- * parse, plan or run per batch. Used only when the table is exactly as the install script made
- * it (relation_has_layout); callers keep a SQL path for a table someone altered.
+ * into the heap and the indexes, as COPY writes them: no SQL to parse, plan or run per batch,
+ * and the heap rows in batches (table_multi_insert: one WAL record per heap page instead of one
+ * per row), each batch's index entries after it. Used only when the table is exactly as the
+ * install script made it (relation_has_layout); callers keep a SQL path for a table someone
+ * altered. A table with triggers or stored generated columns (someone added them) gets the
+ * executor's simple-insert path, row by row, as logical replication applies rows.
  *
  * Postgres regime: plain data only, errors by ereport.
  */
@@ -26,6 +29,9 @@ extern "C" {
 }
 
 #include "hasura_events.hpp"
+
+/* Rows per table_multi_insert. A heap page holds ~20 events; COPY buffers up to 1000 rows. */
+constexpr int kBatchRows = 128;
 
 Oid
 event_log_relid(void)
@@ -65,6 +71,9 @@ direct_insert_begin(DirectInsert *di, Relation rel)
 	ExecInitRangeTable(di->estate, list_make1(rte));
 	di->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(di->rri, rel, 1, NULL, 0);
+	/* where the AFTER triggers of a table someone gave triggers look for it (as logical
+	 * replication's apply does); otherwise they open the table again and leave it open */
+	di->estate->es_opened_result_relations = lappend(di->estate->es_opened_result_relations, di->rri);
 	di->estate->es_output_cid = GetCurrentCommandId(true);
 	ExecOpenIndices(di->rri, false);
 	AfterTriggerBeginQuery();
@@ -79,34 +88,57 @@ direct_insert_begin(DirectInsert *di, Relation rel)
 		FreeAccessStrategy(di->bistate->strategy);
 		di->bistate->strategy = NULL;
 	}
-	di->slot = ExecInitExtraTupleSlot(di->estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	di->slots = (TupleTableSlot **)palloc0(sizeof(TupleTableSlot *) * kBatchRows);
+	di->nslots = 0;
+	di->nbuffered = 0;
+}
+
+/* flush: the buffered rows into the heap in one table_multi_insert, then their index entries */
+static void
+flush(DirectInsert *di)
+{
+	if (di->nbuffered == 0)
+		return;
+	table_multi_insert(di->rel, di->slots, di->nbuffered, di->estate->es_output_cid, 0, di->bistate);
+	for (int i = 0; i < di->nbuffered; i++) {
+		ExecInsertIndexTuples(di->rri, di->slots[i], di->estate, false, false, NULL, NIL);
+		ExecClearTuple(di->slots[i]);
+	}
+	di->nbuffered = 0;
 }
 
 TupleTableSlot *
 direct_insert_slot(DirectInsert *di)
 {
-	ExecClearTuple(di->slot);
-	return di->slot;
+	int i = di->bistate != NULL ? di->nbuffered : 0;
+	if (i == di->nslots) {
+		/* the heap's own slot type: table_multi_insert forms each row's tuple in its slot */
+		di->slots[i] = ExecInitExtraTupleSlot(di->estate, RelationGetDescr(di->rel), table_slot_callbacks(di->rel));
+		di->nslots++;
+	}
+	ExecClearTuple(di->slots[i]);
+	return di->slots[i];
 }
 
 void
 direct_insert_row(DirectInsert *di)
 {
-	TupleTableSlot *slot = di->slot;
-	ExecStoreVirtualTuple(slot);
 	if (di->bistate == NULL) {
+		TupleTableSlot *slot = ExecStoreVirtualTuple(di->slots[0]);
 		ExecSimpleRelationInsert(di->rri, di->estate, slot);
 		return;
 	}
+	TupleTableSlot *slot = ExecStoreVirtualTuple(di->slots[di->nbuffered]);
 	if (di->rel->rd_att->constr != NULL)
 		ExecConstraints(di->rri, slot, di->estate);
-	table_tuple_insert(di->rel, slot, di->estate->es_output_cid, 0, di->bistate);
-	ExecInsertIndexTuples(di->rri, slot, di->estate, false, false, NULL, NIL);
+	if (++di->nbuffered == kBatchRows)
+		flush(di);
 }
 
 void
 direct_insert_end(DirectInsert *di)
 {
+	flush(di);
 	if (di->bistate != NULL)
 		FreeBulkInsertState(di->bistate);
 	AfterTriggerEndQuery(di->estate);

@@ -21,9 +21,9 @@ extern "C" text *hasura_events_new_id(void);
 extern void hasura_events_note_events_recorded(TimestampTz created_at);
 extern void hasura_events_shmem_init(void);
 
-/* direct_insert.cpp: rows into the extension's catalog tables through the executor's
- * simple-insert path (begin, then per row: fill direct_insert_slot's values and nulls,
- * direct_insert_row; then end). */
+/* direct_insert.cpp: rows into the extension's catalog tables as COPY writes them (begin, then
+ * per row: fill direct_insert_slot's values and nulls, direct_insert_row; then end). The values
+ * must stay valid until direct_insert_end: rows are written in batches. */
 typedef struct RelationData *Relation;
 struct CatalogColumn {
 	const char *name;
@@ -38,7 +38,9 @@ struct DirectInsert {
 	struct EState *estate;
 	struct ResultRelInfo *rri;
 	struct BulkInsertStateData *bistate;
-	struct TupleTableSlot *slot;
+	struct TupleTableSlot **slots; /* the batch; one slot on the simple-insert path */
+	int nslots;                    /* slots made */
+	int nbuffered;                 /* rows in slots[0 .. nbuffered - 1], not written yet */
 };
 extern void direct_insert_begin(DirectInsert *di, Relation rel);
 extern struct TupleTableSlot *direct_insert_slot(DirectInsert *di);
