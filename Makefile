@@ -5,6 +5,7 @@
 #   make demo       events flowing end to end on a throwaway cluster
 #   make test       every suite: unit tests, pg_regress, integration
 #   make bench      benchmarks (not part of make test)
+#   make bench-instructions  instructions of a 100k-row INSERT with and without a trigger
 #
 # The one version string of the project lives here; the control file is generated from it and
 # META.json is checked against it (make check-version).
@@ -43,7 +44,7 @@ $(EXTENSION).control: extension/$(EXTENSION).control.in
 	sed 's/@EXTVERSION@/$(EXTVERSION)/' $< > $@
 
 all: sidecar
-.PHONY: sidecar deps demo test unit integration check-version bench format lint
+.PHONY: sidecar deps demo test unit integration check-version bench bench-instructions format lint
 
 sidecar:
 	$(MAKE) -C sidecar HASURA_EVENTS_VERSION=$(EXTVERSION)
@@ -70,6 +71,9 @@ demo: deps
 
 bench: deps
 	./bench/run.sh $(BENCH_MODE)
+
+bench-instructions: deps
+	./bench/instructions.sh
 
 FORMAT_FILES = $(wildcard extension/src/*.cpp extension/src/*.hpp extension/core/*.cpp extension/core/*.hpp \
                  protocol/*.cpp protocol/*.hpp sidecar/*.cpp sidecar/*.hpp tests/unit/*.cpp bench/*.cpp)
