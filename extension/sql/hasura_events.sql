@@ -689,30 +689,21 @@ BEGIN
     IF "limit" < 0 OR "offset" < 0 THEN
         PERFORM hasura_events._fail('22023', 'limit and offset must not be negative');
     END IF;
-    -- Each branch says which index it reads: events that left the queue are in the trigger-name
-    -- index (its predicate must follow from the WHERE clause), pending ones in the claim index.
-    IF status = 'processed' THEN
-        RETURN coalesce((
-            SELECT pg_catalog.jsonb_agg(hasura_events._event_json(e) ORDER BY e.created_at DESC, e.id)
-            FROM (SELECT * FROM hdb_catalog.event_log e
-                  WHERE e.trigger_name = def.name AND (e.delivered OR e.error)
-                  ORDER BY e.created_at DESC, e.id LIMIT "limit" OFFSET "offset") e), '[]');
-    ELSIF status = 'pending' THEN
-        RETURN coalesce((
-            SELECT pg_catalog.jsonb_agg(hasura_events._event_json(e) ORDER BY e.created_at DESC, e.id)
-            FROM (SELECT * FROM hdb_catalog.event_log e
-                  WHERE e.trigger_name = def.name AND NOT e.delivered AND NOT e.error AND NOT e.archived
-                  ORDER BY e.created_at DESC, e.id LIMIT "limit" OFFSET "offset") e), '[]');
-    END IF;
-    -- all: the newest limit + offset of each kind, merged
+    -- The newest limit + offset of each kind, merged. Each branch's WHERE clause names the index
+    -- it reads: events that left the queue are in the trigger-name index (whose predicate must
+    -- follow from the clause), pending ones in the claim index; the status skips a branch, or
+    -- (processed) the archived events that were never delivered nor dead.
     RETURN coalesce((
         SELECT pg_catalog.jsonb_agg(hasura_events._event_json(e) ORDER BY e.created_at DESC, e.id)
         FROM (SELECT * FROM ((SELECT * FROM hdb_catalog.event_log e
-                              WHERE e.trigger_name = def.name AND (e.delivered OR e.error OR e.archived)
+                              WHERE status <> 'pending'
+                                AND e.trigger_name = def.name AND (e.delivered OR e.error OR e.archived)
+                                AND (status = 'all' OR e.delivered OR e.error)
                               ORDER BY e.created_at DESC, e.id LIMIT "limit"::bigint + "offset")
                              UNION ALL
                              (SELECT * FROM hdb_catalog.event_log e
-                              WHERE e.trigger_name = def.name AND NOT e.delivered AND NOT e.error AND NOT e.archived
+                              WHERE status <> 'processed'
+                                AND e.trigger_name = def.name AND NOT e.delivered AND NOT e.error AND NOT e.archived
                               ORDER BY e.created_at DESC, e.id LIMIT "limit"::bigint + "offset")) u
               ORDER BY u.created_at DESC, u.id LIMIT "limit" OFFSET "offset") e), '[]');
 END
