@@ -20,7 +20,7 @@ if ! command -v valgrind >/dev/null; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
 fi
 make -s -j"$(nproc)" -C "$ROOT" >/dev/null
-if ! cmp -s "$ROOT/hasura_events.so" "$PG_PKGLIBDIR/hasura_events.so"; then
+if ! module_is_installed "$ROOT"; then
     if can_sudo; then
         sudo_if_needed make -s -C "$ROOT" install >/dev/null
     else

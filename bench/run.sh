@@ -58,10 +58,8 @@ PGBENCH=$PG_BINDIR/pgbench; [ -x "$PGBENCH" ] || PGBENCH=$(command -v pgbench)
 log "building (make, bench tools)"
 make -s -j"$(nproc)" -C "$ROOT" >/dev/null
 make -s -j"$(nproc)" -C "$BENCH" >/dev/null
-EXTSQL=$(ls "$ROOT"/hasura_events--*.sql | head -1)
 USE_INSTALLED_SIDECAR=0
-if ! cmp -s "$ROOT/hasura_events.so" "$PG_PKGLIBDIR/hasura_events.so" \
-    || ! cmp -s "$EXTSQL" "$(pg_config --sharedir)/extension/$(basename "$EXTSQL")"; then
+if ! module_is_installed "$ROOT"; then
     log "installing the module (make install)"
     if ! can_sudo; then
         [ -f "$PG_PKGLIBDIR/hasura_events.so" ] || { echo "bench: the module is not installed and there is no sudo: run 'make install' as root" >&2; exit 1; }

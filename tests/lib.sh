@@ -18,6 +18,14 @@ fi
 # sudo_if_needed and can_sudo (tests/sudo.sh needs nothing installed: install-deps.sh uses it)
 . "$(dirname "${BASH_SOURCE[0]}")/sudo.sh"
 
+# module_is_installed ROOT: whether the installed module and install script are those built in
+# ROOT (the benchmarks install this build when they are not).
+module_is_installed() {
+    local extsql
+    extsql=$(ls "$1"/hasura_events--*.sql | head -1)
+    cmp -s "$1/hasura_events.so" "$PG_PKGLIBDIR/hasura_events.so" &&
+        cmp -s "$extsql" "$(pg_config --sharedir)/extension/$(basename "$extsql")"
+}
 
 # make_pg_dir PATH: a fresh directory the server user owns.
 make_pg_dir() {
