@@ -305,6 +305,16 @@ webhook_body(StringInfo out, const char *id, const char *table_name, const char 
 					 created, max_retries, current_retry);
 }
 
+/* The claim query's columns (CLAIM_QUERY's select list). */
+constexpr int kClaimColumns = 18;
+
+/* claim_text: column `attno` (1-based) of a deformed claim row as a C string, or NULL. */
+char *
+claim_text(const Datum *col, const bool *null, int attno)
+{
+	return null[attno - 1] ? NULL : TextDatumGetCString(col[attno - 1]);
+}
+
 /*
  * claim_batch: claims up to `want` due events and hands them to the sidecars. Returns how many
  * were claimed, or -1 when the extension is gone.
@@ -353,46 +363,49 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		int n = (int)SPI_processed;
 		ClaimedEventView *views = (ClaimedEventView *)palloc0(sizeof(ClaimedEventView) * Max(n, 1));
 		TupleDesc desc = SPI_tuptable->tupdesc;
+		if (desc->natts != kClaimColumns)
+			elog(ERROR, "hasura_events dispatcher: the claim query returned %d columns, not %d", desc->natts,
+				 kClaimColumns);
+		/* one deform a row: column by column, every column after the first varlena one would be
+		 * found by walking the row from its start again */
+		Datum col[kClaimColumns];
+		bool null[kClaimColumns];
 		for (int i = 0; i < n; i++) {
-			HeapTuple tup = SPI_tuptable->vals[i];
+			heap_deform_tuple(SPI_tuptable->vals[i], desc, col, null);
 			ClaimedEventView *v = &views[i];
-			bool isnull;
-			v->id = SPI_getvalue(tup, desc, 1);
-			v->trigger_name = SPI_getvalue(tup, desc, 2);
-			char *webhook = SPI_getvalue(tup, desc, 3);
-			char *webhook_env = SPI_getvalue(tup, desc, 4);
+			v->id = claim_text(col, null, 1);
+			v->trigger_name = claim_text(col, null, 2);
+			char *webhook = claim_text(col, null, 3);
+			char *webhook_env = claim_text(col, null, 4);
 			v->webhook_from_env = webhook == NULL;
 			v->webhook = webhook != NULL ? webhook : (webhook_env != NULL ? webhook_env : "");
-			v->headers_json = SPI_getvalue(tup, desc, 5);
+			v->headers_json = claim_text(col, null, 5);
 			char **names, **values;
-			v->nheaders = text_array_elems(SPI_getbinval(tup, desc, 6, &isnull), &names);
-			text_array_elems(SPI_getbinval(tup, desc, 7, &isnull), &values);
+			v->nheaders = text_array_elems(col[5], &names);
+			text_array_elems(col[6], &values);
 			v->header_names = names;
 			v->header_values = values;
 			{
 				Datum *elems;
 				bool *enulls;
 				int ne;
-				deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 8, &isnull)), BOOLOID, 1, true,
-								  TYPALIGN_CHAR, &elems, &enulls, &ne);
+				deconstruct_array(DatumGetArrayTypeP(col[7]), BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &enulls, &ne);
 				bool *from_env = (bool *)palloc0(sizeof(bool) * Max(ne, 1));
 				for (int k = 0; k < ne; k++)
 					from_env[k] = !enulls[k] && DatumGetBool(elems[k]);
 				v->header_from_env = from_env;
 			}
-			v->timeout_sec = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
-			v->num_retries = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
-			v->interval_sec = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
-			v->tries = (uint32_t)DatumGetInt32(SPI_getbinval(tup, desc, 12, &isnull));
+			v->timeout_sec = (uint32_t)DatumGetInt32(col[8]);
+			v->num_retries = (uint32_t)DatumGetInt32(col[9]);
+			v->interval_sec = (uint32_t)DatumGetInt32(col[10]);
+			v->tries = (uint32_t)DatumGetInt32(col[11]);
 			StringInfoData body;
 			initStringInfo(&body);
-			webhook_body(&body, v->id, SPI_getvalue(tup, desc, 17), SPI_getvalue(tup, desc, 18),
-						 DatumGetJsonbP(SPI_getbinval(tup, desc, 13, &isnull)), v->trigger_name,
-						 DatumGetTimestampTz(SPI_getbinval(tup, desc, 16, &isnull)), (int)v->num_retries,
-						 (int)v->tries);
+			webhook_body(&body, v->id, claim_text(col, null, 17), claim_text(col, null, 18), DatumGetJsonbP(col[12]),
+						 v->trigger_name, DatumGetTimestampTz(col[15]), (int)v->num_retries, (int)v->tries);
 			v->body = body.data;
 			v->body_len = (size_t)body.len;
-			v->created_at_ms = DatumGetInt64(SPI_getbinval(tup, desc, 14, &isnull));
+			v->created_at_ms = DatumGetInt64(col[13]);
 		}
 		size_t through = 0;
 		DISPATCH_GUARD("handing out events", through = dispatch->hand_out(views, (size_t)n);
