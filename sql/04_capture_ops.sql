@@ -93,6 +93,54 @@ DROP TABLE event_log_audit;
 DELETE FROM items WHERE id > 5000;
 TRUNCATE hdb_catalog.event_log;
 
+-- Capture inside capture: a trigger on event_log writes to a table with an event trigger, so
+-- an event insert runs inside another one (the inner one prepares its own index predicates).
+CREATE TABLE event_log_audit (id text);
+SELECT hasura_events.create_event_trigger('{"name": "audit_tr", "table": "event_log_audit",
+    "webhook": "http://127.0.0.1:1/", "insert": {"columns": "*"}}');
+CREATE FUNCTION audit_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO event_log_audit VALUES (NEW.id); RETURN NULL; END $$;
+CREATE TRIGGER audit AFTER INSERT ON hdb_catalog.event_log
+    FOR EACH ROW WHEN (NEW.trigger_name = 'items_tr') EXECUTE FUNCTION audit_event();
+INSERT INTO items SELECT g, 'item ' || g, g, NULL FROM generate_series(5001, 5050) g;
+SELECT trigger_name, count(*) FROM hdb_catalog.event_log GROUP BY 1 ORDER BY 1;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+-- through the claim index (pending events) and the trigger-name index (none: all pending)
+SELECT jsonb_array_length(hasura_events.get_event_logs('audit_tr', 'pending', 1000)) AS audit_pending,
+       jsonb_array_length(hasura_events.get_event_logs('items_tr', 'pending', 1000)) AS items_pending,
+       jsonb_array_length(hasura_events.get_event_logs('items_tr', 'processed', 1000)) AS items_processed;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP TRIGGER audit ON hdb_catalog.event_log;
+DROP FUNCTION audit_event();
+SELECT hasura_events.delete_event_trigger('audit_tr');
+DROP TABLE event_log_audit;
+DELETE FROM items WHERE id > 5000;
+TRUNCATE hdb_catalog.event_log;
+
+-- Index predicates and expressions are prepared once and kept from statement to statement; an
+-- index created or replaced in the middle of a session is written as its own definition says.
+INSERT INTO items VALUES (6001, 'x', 1, NULL);
+CREATE INDEX event_log_test_idx ON hdb_catalog.event_log (created_at) WHERE tries > 100;
+INSERT INTO items SELECT g, 'y', g, NULL FROM generate_series(6002, 6004) g;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+-- read through the partial index alone (its predicate implies the WHERE clause): no entry
+EXPLAIN (COSTS OFF) SELECT count(*) FROM hdb_catalog.event_log WHERE tries > 100;
+SELECT count(*) AS entries_over_100 FROM hdb_catalog.event_log WHERE tries > 100;
+DROP INDEX hdb_catalog.event_log_test_idx;
+CREATE INDEX event_log_test_idx ON hdb_catalog.event_log (lower(trigger_name)) WHERE tries = 0;
+INSERT INTO items SELECT g, 'z', g, NULL FROM generate_series(6005, 6006) g;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM hdb_catalog.event_log WHERE lower(trigger_name) = 'items_tr' AND tries = 0;
+SELECT count(*) AS entries_for_items_tr FROM hdb_catalog.event_log WHERE lower(trigger_name) = 'items_tr' AND tries = 0;
+SELECT jsonb_array_length(hasura_events.get_event_logs('items_tr', 'pending', 1000)) AS items_pending;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP INDEX hdb_catalog.event_log_test_idx;
+DELETE FROM items WHERE id > 6000;
+TRUNCATE hdb_catalog.event_log;
+
 -- INSERT ... ON CONFLICT DO UPDATE: an INSERT event for new rows, an UPDATE event for the
 -- conflicting ones whose listened columns changed; DO NOTHING skips silently.
 INSERT INTO items VALUES (1, 'a', 1, NULL), (50, 'fifty', 50, NULL), (2, 'pear', 7, NULL)

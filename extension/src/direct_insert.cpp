@@ -23,8 +23,11 @@ extern "C" {
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 }
 
@@ -42,6 +45,132 @@ event_log_relid(void)
 						errhint("The hasura_events extension is not installed correctly in this database.")));
 	return relid;
 }
+
+/*
+ * Prepared index predicates and expressions, kept from one insert to the next.
+ *
+ * ExecOpenIndices gives every statement new IndexInfos, and ExecInsertIndexTuples prepares a
+ * partial index's predicate and an expression index's expressions for them on first use
+ * (expression_planner, then ExecInitQual/ExecInitExpr): for the claim index, ~14,000
+ * instructions, paid once per statement, which a single-row INSERT pays for its one event. The
+ * prepared states depend only on the index's definition, so they are kept per index, in their
+ * own memory context, and handed to each statement's IndexInfos.
+ *
+ * A relcache invalidation of a cached index or of its table (or of everything) marks the cache
+ * stale; it is emptied at the next insert that is not nested in another one. A nested insert (a
+ * trigger someone put on the table, running inside our insert) neither uses nor empties the
+ * cache, so states in use are never evaluated twice at once nor freed under their user. The
+ * nesting depth is reset at the end of every transaction (an error may have skipped an end).
+ */
+namespace {
+
+struct IndexStates {
+	Oid indexoid;
+	Oid heapoid;
+	ExprState *predicate; /* NULL: not a partial index */
+	List *expressions;    /* NIL: no expression columns */
+};
+
+MemoryContext index_states_cxt = NULL;
+List *index_states = NIL; /* of IndexStates *, in index_states_cxt */
+bool index_states_stale = false;
+int insert_depth = 0;
+bool callbacks_registered = false;
+
+void
+index_states_invalidate(Datum arg, Oid relid)
+{
+	if (index_states == NIL || index_states_stale)
+		return;
+	ListCell *lc;
+	foreach (lc, index_states) {
+		IndexStates *st = (IndexStates *)lfirst(lc);
+		if (!OidIsValid(relid) || st->indexoid == relid || st->heapoid == relid) {
+			index_states_stale = true;
+			return;
+		}
+	}
+}
+
+void
+insert_depth_reset(XactEvent event, void *arg)
+{
+	insert_depth = 0;
+}
+
+/* index_states_for: the cached states of an index, prepared now if they are not cached yet */
+IndexStates *
+index_states_for(Relation index, Relation heap, IndexInfo *info)
+{
+	ListCell *lc;
+	foreach (lc, index_states) {
+		IndexStates *st = (IndexStates *)lfirst(lc);
+		if (st->indexoid == RelationGetRelid(index))
+			return st;
+	}
+	MemoryContext old = MemoryContextSwitchTo(index_states_cxt);
+	IndexStates *st = (IndexStates *)palloc0(sizeof(IndexStates));
+	st->indexoid = RelationGetRelid(index);
+	st->heapoid = RelationGetRelid(heap);
+	/* as ExecPrepareQual and ExecPrepareExpr do, in the cache's context */
+	if (info->ii_Predicate != NIL)
+		st->predicate = ExecInitQual((List *)expression_planner((Expr *)copyObjectImpl(info->ii_Predicate)), NULL);
+	foreach (lc, info->ii_Expressions)
+		st->expressions =
+			lappend(st->expressions, ExecInitExpr(expression_planner((Expr *)copyObjectImpl(lfirst(lc))), NULL));
+	index_states = lappend(index_states, st);
+	MemoryContextSwitchTo(old);
+	return st;
+}
+
+/* use_cached_index_states: gives the statement's IndexInfos the cached states (not nested). */
+void
+use_cached_index_states(ResultRelInfo *rri)
+{
+	if (!callbacks_registered) {
+		index_states_cxt = AllocSetContextCreate(TopMemoryContext, "hasura_events index states", ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(index_states_invalidate, (Datum)0);
+		RegisterXactCallback(insert_depth_reset, NULL);
+		callbacks_registered = true;
+	}
+	if (insert_depth > 1)
+		return;
+	if (index_states_stale) {
+		MemoryContextReset(index_states_cxt);
+		index_states = NIL;
+		index_states_stale = false;
+	}
+	for (int i = 0; i < rri->ri_NumIndices; i++) {
+		IndexInfo *info = rri->ri_IndexRelationInfo[i];
+		if (info->ii_Predicate == NIL && info->ii_Expressions == NIL)
+			continue;
+		IndexStates *st = index_states_for(rri->ri_IndexRelationDescs[i], rri->ri_RelationDesc, info);
+		info->ii_PredicateState = st->predicate;
+		info->ii_ExpressionsState = st->expressions;
+	}
+}
+
+/*
+ * new_bulk_insert_state: GetBulkInsertState without its ring of buffers (see the caller).
+ * GetBulkInsertState sets up a 16 MB BULKWRITE ring, ~8,700 instructions, that we would drop at
+ * once: a single-row INSERT paid that for its one event.
+ */
+BulkInsertState
+new_bulk_insert_state(void)
+{
+#if PG_VERSION_NUM < 160000
+	BulkInsertState bistate = (BulkInsertState)palloc(sizeof(BulkInsertStateData));
+	bistate->strategy = NULL;
+	bistate->current_buf = InvalidBuffer;
+#else
+	BulkInsertState bistate = GetBulkInsertState();
+	FreeAccessStrategy(bistate->strategy);
+	bistate->strategy = NULL;
+#endif
+	return bistate;
+}
+
+} // namespace
 
 bool
 relation_has_layout(Relation rel, const CatalogColumn *columns, int ncolumns)
@@ -76,6 +205,8 @@ direct_insert_begin(DirectInsert *di, Relation rel)
 	di->estate->es_opened_result_relations = lappend(di->estate->es_opened_result_relations, di->rri);
 	di->estate->es_output_cid = GetCurrentCommandId(true);
 	ExecOpenIndices(di->rri, false);
+	insert_depth++;
+	use_cached_index_states(di->rri);
 	AfterTriggerBeginQuery();
 
 	/* The page being filled stays pinned between rows. Without the bulk-write ring buffer
@@ -84,9 +215,7 @@ direct_insert_begin(DirectInsert *di, Relation rel)
 	 * ExecSimpleRelationInsert's steps reduce to the ones in direct_insert_row. */
 	di->bistate = NULL;
 	if (di->rri->ri_TrigDesc == NULL && (rel->rd_att->constr == NULL || !rel->rd_att->constr->has_generated_stored)) {
-		di->bistate = GetBulkInsertState();
-		FreeAccessStrategy(di->bistate->strategy);
-		di->bistate->strategy = NULL;
+		di->bistate = new_bulk_insert_state();
 	}
 	di->slots = (TupleTableSlot **)palloc0(sizeof(TupleTableSlot *) * kBatchRows);
 	di->nslots = 0;
@@ -145,4 +274,6 @@ direct_insert_end(DirectInsert *di)
 	ExecCloseIndices(di->rri);
 	ExecResetTupleTable(di->estate->es_tupleTable, false);
 	FreeExecutorState(di->estate);
+	if (insert_depth > 0)
+		insert_depth--;
 }
