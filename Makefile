@@ -5,7 +5,7 @@
 #   make demo       events flowing end to end on a throwaway cluster
 #   make test       every suite: unit tests, pg_regress, integration
 #   make bench      benchmarks (not part of make test)
-#   make bench-instructions  instructions of a 100k-row INSERT with and without a trigger
+#   make bench-instructions  instructions of a 100k-row INSERT and of single-row INSERTs, with and without a trigger
 #
 # The one version string of the project lives here; the control file is generated from it and
 # META.json is checked against it (make check-version).

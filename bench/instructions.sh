@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench/instructions.sh [ROWS]: the instructions a ROWS-row INSERT ... SELECT (default 100,000)
-# executes without and with a hasura_events trigger, counted by valgrind (callgrind) in a
-# single-user backend (docs/benchmarks.md).
+# bench/instructions.sh [ROWS] [STATEMENTS]: the instructions a ROWS-row INSERT ... SELECT
+# (default 100,000) and STATEMENTS single-row INSERT statements (default 2,000, each its own
+# transaction) execute without and with a hasura_events trigger, counted by valgrind (callgrind)
+# in a single-user backend (docs/benchmarks.md).
 #
 # On a shared 2-core machine the same statement's time moves by 30-50 % from one round to the
 # next; an instruction count does not move for the same build. It is the noise-free view of the
@@ -11,6 +12,7 @@
 set -euo pipefail
 
 ROWS=${1:-100000}
+STATEMENTS=${2:-2000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 . tests/lib.sh
@@ -44,7 +46,8 @@ CHECKPOINT;
 SQL
 cluster_stop "$DIR/c"
 
-# count SQL: instructions of a single-user backend that runs SQL, in a fresh copy of the cluster
+# count SQL: instructions of a single-user backend that runs SQL (one statement a line, each its
+# own transaction), in a fresh copy of the cluster
 count() {
     rm -rf "$DIR/run"
     cp -a "$DIR/c" "$DIR/run"
@@ -62,16 +65,31 @@ insert() {
     echo "INSERT INTO $1 (name, note, amount, flag, created) SELECT 'name ' || g, 'a short note about this row', g * 1.5, g % 2 = 0, current_date FROM generate_series(1, $ROWS) g"
 }
 
-echo "instructions: $ROWS-row INSERT ... SELECT in a single-user backend under callgrind"
+single() { # the bench's single-row INSERT (bench/run.sh insert1.sql), STATEMENTS times
+    local i
+    for i in $(seq "$STATEMENTS"); do
+        echo "INSERT INTO $1 (name, note, amount, flag, created) VALUES ('alice', 'a short note about this row', 1234.50, true, current_date)"
+    done
+}
+
+echo "instructions: a $ROWS-row INSERT ... SELECT and $STATEMENTS single-row INSERTs in a single-user backend under callgrind"
 base=$(count "SELECT 1")
 plain=$(count "$(insert plain)")
 listened=$(count "$(insert listened)")
-python3 - "$ROWS" "$base" "$plain" "$listened" <<'PY'
+plain1=$(count "$(single plain)")
+listened1=$(count "$(single listened)")
+python3 - "$ROWS" "$STATEMENTS" "$base" "$plain" "$listened" "$plain1" "$listened1" <<'PY'
 import sys
-rows, base, plain, listened = (int(x) for x in sys.argv[1:])
+rows, stmts, base, plain, listened, plain1, listened1 = (int(x) for x in sys.argv[1:])
 a, b = plain - base, listened - base
 print(f"  backend start and stop: {base:,} instructions (subtracted)")
-print(f"  no trigger:             {a:,} ({a / rows:,.0f} per row)")
-print(f"  hasura_events trigger:  {b:,} ({b / rows:,.0f} per row; the trigger {(b - a) / rows:,.0f} per row)")
-print(f"  ratio with / without:   {b / a:.2f} (the time target: <= 3)")
+print(f"  {rows:,}-row INSERT ... SELECT:")
+print(f"    no trigger:             {a:,} ({a / rows:,.0f} per row)")
+print(f"    hasura_events trigger:  {b:,} ({b / rows:,.0f} per row; the trigger {(b - a) / rows:,.0f} per row)")
+print(f"    ratio with / without:   {b / a:.2f} (the time target: <= 3)")
+a1, b1 = plain1 - base, listened1 - base
+print(f"  {stmts:,} single-row INSERT statements:")
+print(f"    no trigger:             {a1:,} ({a1 / stmts:,.0f} per statement)")
+print(f"    hasura_events trigger:  {b1:,} ({b1 / stmts:,.0f} per statement; the trigger {(b1 - a1) / stmts:,.0f})")
+print(f"    throughput with / without if CPU-bound: {a1 / b1:.2f} (the target, timed with sync commit on: >= 0.75)")
 PY
