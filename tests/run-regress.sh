@@ -13,7 +13,9 @@ cp -r sql expected tests/regress.conf "$work/"
 [ "$(id -u)" -eq 0 ] && chown -R "$PG_USER" "$work"
 tests=$(cd sql && ls *.sql | sed 's/\.sql$//' | sort)
 rc=0
-(cd "$work" && as_pg "$PG_REGRESS" --temp-instance="$work/tmp_check" --temp-config=regress.conf \
+# MALLOC_PERTURB_: glibc fills freed memory, so that a read of memory already freed (a pointer
+# kept past the end of a statement, say) crashes the test instead of passing by luck
+(cd "$work" && as_pg env MALLOC_PERTURB_=165 "$PG_REGRESS" --temp-instance="$work/tmp_check" --temp-config=regress.conf \
     --inputdir=. --outputdir=. --bindir="$PG_BINDIR" --port=$(free_port) $tests) || rc=$?
 if [ $rc -ne 0 ] && [ -f "$work/regression.diffs" ]; then
     mkdir -p results

@@ -23,6 +23,7 @@ extern "C" {
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
 #include "utils/inval.h"
@@ -67,6 +68,7 @@ namespace {
 struct IndexStates {
 	Oid indexoid;
 	Oid heapoid;
+	bool cacheable;       /* false: the statements prepare their own (not plain) */
 	ExprState *predicate; /* NULL: not a partial index */
 	List *expressions;    /* NIL: no expression columns */
 };
@@ -98,7 +100,41 @@ insert_depth_reset(XactEvent event, void *arg)
 	insert_depth = 0;
 }
 
-/* index_states_for: the cached states of an index, prepared now if they are not cached yet */
+/*
+ * plain_expression_walker: true when the tree holds something other than columns of the row,
+ * constants, AND/OR/NOT, COALESCE, IS [NOT] NULL, IS [NOT] TRUE/FALSE and binary-compatible
+ * relabelings. Only such trees are cached: no function is called (so no EXECUTE permission or
+ * domain constraint is checked once for good), and no step keeps per-statement memory (a
+ * whole-row Var keeps a tuple descriptor there on first use, for instance).
+ */
+bool
+plain_expression_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	switch (nodeTag(node)) {
+	case T_Var:
+		if (((Var *)node)->varattno <= 0)
+			return true; /* whole-row or system column */
+		return false;
+	case T_Const: return false;
+	case T_List:
+	case T_BoolExpr:
+	case T_CoalesceExpr:
+	case T_NullTest:
+	case T_BooleanTest:
+	case T_RelabelType:
+		/* PG15's walker type is an unprototyped function pointer; void (*)(void) casts silently */
+		return expression_tree_walker(node, (bool (*)())(void (*)(void))plain_expression_walker, context);
+	default: return true;
+	}
+}
+
+/*
+ * index_states_for: the cached states of an index, prepared now if they are not cached yet;
+ * NULL when its predicate or expressions are not plain (see plain_expression_walker): the
+ * statement then prepares them, as Postgres does.
+ */
 IndexStates *
 index_states_for(Relation index, Relation heap, IndexInfo *info)
 {
@@ -106,21 +142,41 @@ index_states_for(Relation index, Relation heap, IndexInfo *info)
 	foreach (lc, index_states) {
 		IndexStates *st = (IndexStates *)lfirst(lc);
 		if (st->indexoid == RelationGetRelid(index))
-			return st;
+			return st->cacheable ? st : NULL;
 	}
-	MemoryContext old = MemoryContextSwitchTo(index_states_cxt);
+	/* built in a context of its own, which joins the cache only when complete: an error on the
+	 * way leaves nothing behind in the cache */
+	MemoryContext build =
+		AllocSetContextCreate(CurrentMemoryContext, "hasura_events index state", ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(build);
 	IndexStates *st = (IndexStates *)palloc0(sizeof(IndexStates));
 	st->indexoid = RelationGetRelid(index);
 	st->heapoid = RelationGetRelid(heap);
-	/* as ExecPrepareQual and ExecPrepareExpr do, in the cache's context */
-	if (info->ii_Predicate != NIL)
-		st->predicate = ExecInitQual((List *)expression_planner((Expr *)copyObjectImpl(info->ii_Predicate)), NULL);
+	/* planned and initialised as ExecPrepareQual and ExecPrepareExpr do */
+	Expr *predicate = info->ii_Predicate != NIL ? expression_planner((Expr *)copyObjectImpl(info->ii_Predicate)) : NULL;
+	List *expressions = NIL;
 	foreach (lc, info->ii_Expressions)
-		st->expressions =
-			lappend(st->expressions, ExecInitExpr(expression_planner((Expr *)copyObjectImpl(lfirst(lc))), NULL));
+		expressions = lappend(expressions, expression_planner((Expr *)copyObjectImpl(lfirst(lc))));
+	st->cacheable =
+		!plain_expression_walker((Node *)predicate, NULL) && !plain_expression_walker((Node *)expressions, NULL);
+	if (st->cacheable) {
+		if (predicate != NULL)
+			st->predicate = ExecInitQual((List *)predicate, NULL);
+		foreach (lc, expressions)
+			st->expressions = lappend(st->expressions, ExecInitExpr((Expr *)lfirst(lc), NULL));
+	}
+	MemoryContextSwitchTo(index_states_cxt);
+	if (!st->cacheable) {
+		/* remember the verdict only */
+		IndexStates *verdict = (IndexStates *)palloc0(sizeof(IndexStates));
+		*verdict = *st;
+		MemoryContextDelete(build);
+		st = verdict;
+	} else
+		MemoryContextSetParent(build, index_states_cxt);
 	index_states = lappend(index_states, st);
 	MemoryContextSwitchTo(old);
-	return st;
+	return st->cacheable ? st : NULL;
 }
 
 /* use_cached_index_states: gives the statement's IndexInfos the cached states (not nested). */
@@ -145,6 +201,8 @@ use_cached_index_states(ResultRelInfo *rri)
 		if (info->ii_Predicate == NIL && info->ii_Expressions == NIL)
 			continue;
 		IndexStates *st = index_states_for(rri->ri_IndexRelationDescs[i], rri->ri_RelationDesc, info);
+		if (st == NULL)
+			continue;
 		info->ii_PredicateState = st->predicate;
 		info->ii_ExpressionsState = st->expressions;
 	}
