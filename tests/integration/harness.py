@@ -85,8 +85,11 @@ class Cluster:
         self.start()
 
     def pg_ctl(self, *args):
-        subprocess.run(as_pg([os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60"]
-                             + list(args)), check=True, stdout=subprocess.DEVNULL, cwd=self.dir)
+        # MALLOC_PERTURB_: glibc fills freed memory, so that a read of freed memory crashes a test
+        # instead of passing by luck (the server inherits it from pg_ctl)
+        subprocess.run(as_pg(["env", "MALLOC_PERTURB_=165", os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.data,
+                              "-l", self.log, "-w", "-t", "60"] + list(args)),
+                       check=True, stdout=subprocess.DEVNULL, cwd=self.dir)
 
     def start(self):
         self.pg_ctl("start")
