@@ -172,9 +172,10 @@ index_states_for(Relation index, Relation heap, IndexInfo *info)
 		*verdict = *st;
 		MemoryContextDelete(build);
 		st = verdict;
-	} else
-		MemoryContextSetParent(build, index_states_cxt);
+	}
 	index_states = lappend(index_states, st);
+	if (st->cacheable)
+		MemoryContextSetParent(build, index_states_cxt); /* last: it cannot fail */
 	MemoryContextSwitchTo(old);
 	return st->cacheable ? st : NULL;
 }
