@@ -305,14 +305,34 @@ webhook_body(StringInfo out, const char *id, const char *table_name, const char 
 					 created, max_retries, current_retry);
 }
 
-/* The claim query's columns (CLAIM_QUERY's select list). */
-constexpr int kClaimColumns = 18;
+/* The claim query's columns (CLAIM_QUERY's select list), 0-based as heap_deform_tuple fills them. */
+enum ClaimColumn {
+	kClaimId,
+	kClaimTriggerName,
+	kClaimWebhook,
+	kClaimWebhookFromEnv,
+	kClaimHeadersJson,
+	kClaimHeaderNames,
+	kClaimHeaderValues,
+	kClaimHeaderEnv,
+	kClaimTimeoutSec,
+	kClaimNumRetries,
+	kClaimIntervalSec,
+	kClaimTries,
+	kClaimPayload,
+	kClaimCreatedAtMs,
+	kClaimDue,
+	kClaimCreatedAt,
+	kClaimTableName,
+	kClaimSchemaName,
+	kClaimColumns
+};
 
-/* claim_text: column `attno` (1-based) of a deformed claim row as a C string, or NULL. */
+/* claim_text: a text column of a deformed claim row as a C string, or NULL. */
 char *
-claim_text(const Datum *col, const bool *null, int attno)
+claim_text(const Datum *col, const bool *null, ClaimColumn c)
 {
-	return null[attno - 1] ? NULL : TextDatumGetCString(col[attno - 1]);
+	return null[c] ? NULL : TextDatumGetCString(col[c]);
 }
 
 /*
@@ -373,39 +393,41 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		for (int i = 0; i < n; i++) {
 			heap_deform_tuple(SPI_tuptable->vals[i], desc, col, null);
 			ClaimedEventView *v = &views[i];
-			v->id = claim_text(col, null, 1);
-			v->trigger_name = claim_text(col, null, 2);
-			char *webhook = claim_text(col, null, 3);
-			char *webhook_env = claim_text(col, null, 4);
+			v->id = claim_text(col, null, kClaimId);
+			v->trigger_name = claim_text(col, null, kClaimTriggerName);
+			char *webhook = claim_text(col, null, kClaimWebhook);
+			char *webhook_env = claim_text(col, null, kClaimWebhookFromEnv);
 			v->webhook_from_env = webhook == NULL;
 			v->webhook = webhook != NULL ? webhook : (webhook_env != NULL ? webhook_env : "");
-			v->headers_json = claim_text(col, null, 5);
+			v->headers_json = claim_text(col, null, kClaimHeadersJson);
 			char **names, **values;
-			v->nheaders = text_array_elems(col[5], &names);
-			text_array_elems(col[6], &values);
+			v->nheaders = text_array_elems(col[kClaimHeaderNames], &names);
+			text_array_elems(col[kClaimHeaderValues], &values);
 			v->header_names = names;
 			v->header_values = values;
 			{
 				Datum *elems;
 				bool *enulls;
 				int ne;
-				deconstruct_array(DatumGetArrayTypeP(col[7]), BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &enulls, &ne);
+				deconstruct_array(DatumGetArrayTypeP(col[kClaimHeaderEnv]), BOOLOID, 1, true, TYPALIGN_CHAR, &elems,
+								  &enulls, &ne);
 				bool *from_env = (bool *)palloc0(sizeof(bool) * Max(ne, 1));
 				for (int k = 0; k < ne; k++)
 					from_env[k] = !enulls[k] && DatumGetBool(elems[k]);
 				v->header_from_env = from_env;
 			}
-			v->timeout_sec = (uint32_t)DatumGetInt32(col[8]);
-			v->num_retries = (uint32_t)DatumGetInt32(col[9]);
-			v->interval_sec = (uint32_t)DatumGetInt32(col[10]);
-			v->tries = (uint32_t)DatumGetInt32(col[11]);
+			v->timeout_sec = (uint32_t)DatumGetInt32(col[kClaimTimeoutSec]);
+			v->num_retries = (uint32_t)DatumGetInt32(col[kClaimNumRetries]);
+			v->interval_sec = (uint32_t)DatumGetInt32(col[kClaimIntervalSec]);
+			v->tries = (uint32_t)DatumGetInt32(col[kClaimTries]);
 			StringInfoData body;
 			initStringInfo(&body);
-			webhook_body(&body, v->id, claim_text(col, null, 17), claim_text(col, null, 18), DatumGetJsonbP(col[12]),
-						 v->trigger_name, DatumGetTimestampTz(col[15]), (int)v->num_retries, (int)v->tries);
+			webhook_body(&body, v->id, claim_text(col, null, kClaimTableName), claim_text(col, null, kClaimSchemaName),
+						 DatumGetJsonbP(col[kClaimPayload]), v->trigger_name, DatumGetTimestampTz(col[kClaimCreatedAt]),
+						 (int)v->num_retries, (int)v->tries);
 			v->body = body.data;
 			v->body_len = (size_t)body.len;
-			v->created_at_ms = DatumGetInt64(col[13]);
+			v->created_at_ms = DatumGetInt64(col[kClaimCreatedAtMs]);
 		}
 		size_t through = 0;
 		DISPATCH_GUARD("handing out events", through = dispatch->hand_out(views, (size_t)n);
@@ -415,8 +437,8 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		if (through > 0) {
 			HeapTuple last = SPI_tuptable->vals[through - 1];
 			bool isnull;
-			cursor.due = DatumGetTimestampTz(SPI_getbinval(last, desc, 15, &isnull));
-			cursor.created_at = DatumGetTimestampTz(SPI_getbinval(last, desc, 16, &isnull));
+			cursor.due = DatumGetTimestampTz(SPI_getbinval(last, desc, kClaimDue + 1, &isnull));
+			cursor.created_at = DatumGetTimestampTz(SPI_getbinval(last, desc, kClaimCreatedAt + 1, &isnull));
 			strlcpy(cursor.id, views[through - 1].id, sizeof(cursor.id));
 			if (strlen(views[through - 1].id) >= sizeof(cursor.id))
 				cursor.valid = false; /* not an id of ours: start from the beginning next time */
@@ -427,8 +449,9 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		if (through < (size_t)n || n == want) {
 			HeapTuple next = SPI_tuptable->vals[through < (size_t)n ? through : (size_t)n - 1];
 			bool isnull;
-			bool fresh = DatumGetTimestampTz(SPI_getbinval(next, desc, 15, &isnull)) == DT_NOBEGIN;
-			claim_floor = fresh ? DatumGetTimestampTz(SPI_getbinval(next, desc, 16, &isnull)) : DT_NOEND;
+			bool fresh = DatumGetTimestampTz(SPI_getbinval(next, desc, kClaimDue + 1, &isnull)) == DT_NOBEGIN;
+			claim_floor =
+				fresh ? DatumGetTimestampTz(SPI_getbinval(next, desc, kClaimCreatedAt + 1, &isnull)) : DT_NOEND;
 		} else
 			claim_floor = DT_NOEND;
 
