@@ -144,40 +144,37 @@ index_states_for(Relation index, Relation heap, IndexInfo *info)
 		if (st->indexoid == RelationGetRelid(index))
 			return st->cacheable ? st : NULL;
 	}
-	/* built in a context of its own, which joins the cache only when complete: an error on the
-	 * way leaves nothing behind in the cache */
+	/* the states are built in a context of their own, which joins the cache only when they are
+	 * complete: an error on the way leaves nothing behind in the cache */
 	MemoryContext build =
 		AllocSetContextCreate(CurrentMemoryContext, "hasura_events index state", ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(build);
-	IndexStates *st = (IndexStates *)palloc0(sizeof(IndexStates));
-	st->indexoid = RelationGetRelid(index);
-	st->heapoid = RelationGetRelid(heap);
 	/* planned and initialised as ExecPrepareQual and ExecPrepareExpr do */
 	Expr *predicate = info->ii_Predicate != NIL ? expression_planner((Expr *)copyObjectImpl(info->ii_Predicate)) : NULL;
 	List *expressions = NIL;
 	foreach (lc, info->ii_Expressions)
 		expressions = lappend(expressions, expression_planner((Expr *)copyObjectImpl(lfirst(lc))));
-	st->cacheable =
+	bool cacheable =
 		!plain_expression_walker((Node *)predicate, NULL) && !plain_expression_walker((Node *)expressions, NULL);
-	if (st->cacheable) {
+	ExprState *predicate_state = NULL;
+	List *expression_states = NIL;
+	if (cacheable) {
 		if (predicate != NULL)
-			st->predicate = ExecInitQual((List *)predicate, NULL);
+			predicate_state = ExecInitQual((List *)predicate, NULL);
 		foreach (lc, expressions)
-			st->expressions = lappend(st->expressions, ExecInitExpr((Expr *)lfirst(lc), NULL));
+			expression_states = lappend(expression_states, ExecInitExpr((Expr *)lfirst(lc), NULL));
 	}
+	/* the entry (for one that is not cacheable, the verdict only) */
 	MemoryContextSwitchTo(index_states_cxt);
-	if (!st->cacheable) {
-		/* remember the verdict only */
-		IndexStates *verdict = (IndexStates *)palloc0(sizeof(IndexStates));
-		*verdict = *st;
-		MemoryContextDelete(build);
-		st = verdict;
-	}
+	IndexStates *st = (IndexStates *)palloc(sizeof(IndexStates));
+	*st = IndexStates{RelationGetRelid(index), RelationGetRelid(heap), cacheable, predicate_state, expression_states};
 	index_states = lappend(index_states, st);
-	if (st->cacheable)
+	if (cacheable)
 		MemoryContextSetParent(build, index_states_cxt); /* last: it cannot fail */
+	else
+		MemoryContextDelete(build);
 	MemoryContextSwitchTo(old);
-	return st->cacheable ? st : NULL;
+	return cacheable ? st : NULL;
 }
 
 /* use_cached_index_states: gives the statement's IndexInfos the cached states (not nested). */
