@@ -11,9 +11,8 @@
 //       Unpauses delivery (ALTER SYSTEM SET hasura_events.paused = off; pg_reload_conf()), then
 //       polls until no event is pending (not delivered, not errored, not archived; each poll
 //       starts at the first pending event the previous one found, and the last one starts over
-//       from the beginning of the claim index). While it
-//       polls, samples VmRSS and RssAnon of each PID. Prints
-//       "seconds S" and per PID "pid P hwm_kb H peak_rss_kb R peak_anon_kb A".
+//       from the beginning of the claim index). While it polls, samples VmRSS and RssAnon of
+//       each PID. Prints "seconds S" and per PID "pid P hwm_kb H peak_rss_kb R peak_anon_kb A".
 //
 //   driver watch SECONDS POLL_MS PID...
 //       Only the memory sampling, for SECONDS or until SIGINT/SIGTERM; then prints as drain does.
@@ -203,8 +202,8 @@ first_pending(PGconn *c, const std::string *floor)
 	const char *params[3] = {};
 	for (int i = 0; floor && i < 3; i++)
 		params[i] = floor[i].c_str();
-	PGresult *r = PQexecPrepared(c, floor ? "after" : "first", floor ? 3 : 0, floor ? params : nullptr, nullptr,
-								 nullptr, 0);
+	PGresult *r =
+		PQexecPrepared(c, floor ? "after" : "first", floor ? 3 : 0, floor ? params : nullptr, nullptr, nullptr, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "driver: poll: %s", PQerrorMessage(c));
 		exit(1);
