@@ -26,7 +26,7 @@ log() { printf '[bench %4ds] %s\n' $(($(date +%s) - SUITE_T0)) "$*"; }
 # sizes
 # ---------------------------------------------------------------------------------------------
 if [ "$MODE" = full ]; then
-    PGB_SECONDS=15; PGB_ROUNDS=2; BULK_ROWS=100000; BULK_ROUNDS=5
+    PGB_SECONDS=15; PGB_ROUNDS=2; BULK_ROWS=100000; BULK_ROUNDS=9
     DRAIN_N=100000; DRAIN_REPS=3; STEADY_SECONDS=20; LAT_SECONDS=15
     SCALE_BACKLOG=10000; SCALE_SMALL=10000; SCALE_BIG=1000000; SCALE_REPS=5
     CYCLES=5; CYCLE_N=50000; DOWN_N=100000
@@ -294,8 +294,12 @@ bulk_insert="INSERT INTO bench_cap (name, note, amount, flag, created)
              FROM generate_series(1, $BULK_ROWS) g"
 bulk_update="UPDATE bench_cap SET note = 'changed note'"
 declare -A BULK UPD
+# the order flips every round, so that what a variant leaves behind (dirty buffers, WAL to
+# recycle) falls on each of the others alike
 for round in $(seq "$BULK_ROUNDS"); do
-    for v in none he plpgsql; do
+    order="none he plpgsql"
+    if [ $((round % 2)) -eq 0 ]; then order="plpgsql he none"; fi
+    for v in $order; do
         cap_variant $v
         cap_reset
         BULK[$v]="${BULK[$v]:-} $(timed_ms "$bulk_insert")"
