@@ -176,8 +176,8 @@ print_mem(std::vector<Mem> &mems)
 PGresult *
 first_pending(PGconn *c, const std::string *floor)
 {
-	static bool prepared = false;
-	if (!prepared) {
+	static PGconn *prepared_on = nullptr; /* the statements belong to one connection */
+	if (prepared_on != c) {
 		static const char *const kFrom =
 			"SELECT COALESCE(e.next_retry_at, '-infinity'::timestamptz)::text AS due, e.created_at::text AS at, e.id "
 			"FROM hdb_catalog.event_log e WHERE NOT e.delivered AND NOT e.error AND NOT e.archived ";
@@ -197,7 +197,7 @@ first_pending(PGconn *c, const std::string *floor)
 			}
 			PQclear(r);
 		}
-		prepared = true;
+		prepared_on = c;
 	}
 	const char *params[3] = {};
 	for (int i = 0; floor && i < 3; i++)

@@ -294,12 +294,11 @@ bulk_insert="INSERT INTO bench_cap (name, note, amount, flag, created)
              FROM generate_series(1, $BULK_ROWS) g"
 bulk_update="UPDATE bench_cap SET note = 'changed note'"
 declare -A BULK UPD
-# the order flips every round, so that what a variant leaves behind (dirty buffers, WAL to
-# recycle) falls on each of the others alike
+# the order rotates every round: each variant runs first, second and last in turn, and what one
+# leaves behind (dirty buffers, WAL to recycle) falls on each of the others
+orders=("none he plpgsql" "he plpgsql none" "plpgsql none he")
 for round in $(seq "$BULK_ROUNDS"); do
-    order="none he plpgsql"
-    if [ $((round % 2)) -eq 0 ]; then order="plpgsql he none"; fi
-    for v in $order; do
+    for v in ${orders[$(((round - 1) % 3))]}; do
         cap_variant $v
         cap_reset
         BULK[$v]="${BULK[$v]:-} $(timed_ms "$bulk_insert")"
@@ -381,9 +380,9 @@ for rep in $(seq "$DRAIN_REPS"); do
     recv_dump "$WORK/drain.dump"
     received=$((received + $(wc -l <"$WORK/drain.dump")))
     rates="$rates $(get "drain${rep}_rate")"
-    sc_hwm=$(python3 -c "print(max($sc_hwm, $(get "drain${rep}_sidecar_hwm_kb")))")
-    w_anon=$(python3 -c "print(max($w_anon, $(get "drain${rep}_worker_anon_kb")))")
-    w_rss=$(python3 -c "print(max($w_rss, $(get "drain${rep}_worker_rss_kb")))")
+    v=$(get "drain${rep}_sidecar_hwm_kb") && [ "${v:-0}" -gt "$sc_hwm" ] && sc_hwm=$v
+    v=$(get "drain${rep}_worker_anon_kb") && [ "${v:-0}" -gt "$w_anon" ] && w_anon=$v
+    v=$(get "drain${rep}_worker_rss_kb") && [ "${v:-0}" -gt "$w_rss" ] && w_rss=$v
     log "  drain $rep: $DRAIN_N events in ${s}s = $(get "drain${rep}_rate") events/s"
 done
 put drain_rates "$(echo $rates)"
