@@ -363,7 +363,7 @@ log "delivery: $DRAIN_REPS drain(s) of a $DRAIN_N-event backlog (sidecar pool 10
 # median of DRAIN_REPS drains, each of a fresh backlog behind the events the drains before
 # delivered (as in a system that has run a while: the scale stage shows the log's size does not
 # matter). One sidecar for all of them: its peak RSS covers every drain.
-rates="" received=0 sc_hwm=0 w_anon=0 w_rss=0
+received=0
 delivered0=$(sql "SELECT count(*) FROM hdb_catalog.event_log WHERE delivered")
 logged0=$(sql "SELECT count(*) FROM hdb_catalog.event_invocation_logs")
 for rep in $(seq "$DRAIN_REPS"); do
@@ -379,21 +379,19 @@ for rep in $(seq "$DRAIN_REPS"); do
     s=$(drain "drain$rep" "$DRAIN_N")
     recv_dump "$WORK/drain.dump"
     received=$((received + $(wc -l <"$WORK/drain.dump")))
-    rates="$rates $(get "drain${rep}_rate")"
-    v=$(get "drain${rep}_sidecar_hwm_kb") && [ "${v:-0}" -gt "$sc_hwm" ] && sc_hwm=$v
-    v=$(get "drain${rep}_worker_anon_kb") && [ "${v:-0}" -gt "$w_anon" ] && w_anon=$v
-    v=$(get "drain${rep}_worker_rss_kb") && [ "${v:-0}" -gt "$w_rss" ] && w_rss=$v
     log "  drain $rep: $DRAIN_N events in ${s}s = $(get "drain${rep}_rate") events/s"
 done
-put drain_rates "$(echo $rates)"
+per_drain() { local r; for r in $(seq "$DRAIN_REPS"); do get "drain${r}_$1"; done; } # a figure of each drain
+rates=$(per_drain rate | xargs)
+put drain_rates "$rates"
 put drain_rate "$(median $rates | cut -d. -f1)"
-put drain_sidecar_hwm_kb "$sc_hwm"
-put drain_worker_anon_kb "$w_anon"
-put drain_worker_rss_kb "$w_rss"
+for f in sidecar_hwm_kb worker_anon_kb worker_rss_kb; do # the peaks over all drains
+    put "drain_$f" "$(per_drain "$f" | sort -n | tail -1)"
+done
 put drain_received "$received"
 put drain_delivered "$(($(sql "SELECT count(*) FROM hdb_catalog.event_log WHERE delivered") - delivered0))"
 put drain_invocations "$(($(sql "SELECT count(*) FROM hdb_catalog.event_invocation_logs") - logged0))"
-log "  median $(get drain_rate) events/s (drains:$rates); delivered $(get drain_delivered), invocation logs $(get drain_invocations), receiver saw $(get drain_received) of $((DRAIN_N * DRAIN_REPS))"
+log "  median $(get drain_rate) events/s (drains: $rates); delivered $(get drain_delivered), invocation logs $(get drain_invocations), receiver saw $(get drain_received) of $((DRAIN_N * DRAIN_REPS))"
 
 log "delivery: steady state, pgbench inserting 10-row statements (2 clients) for ${STEADY_SECONDS}s while delivering"
 cat >"$WORK/steady.sql" <<'SQL'
