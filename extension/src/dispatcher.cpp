@@ -107,6 +107,7 @@ char socket_file[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 SPIPlanPtr claim_plan = NULL;
 SPIPlanPtr claim_after_plan = NULL;
+SPIPlanPtr definitions_plan = NULL;
 /* The key (in event_log_claim_idx's order) of the last event the previous claim went through. */
 struct ClaimCursor {
 	bool valid;
@@ -198,34 +199,20 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
  * The claim query. Its cost is bounded by the batch plus the events already claimed (skipped by
  * the id filter), never by the size of event_log: it is one range scan of the partial index
  * event_log_claim_idx, which holds only undelivered events, in due order, stopping at now().
- * CLAIM_QUERY(filter) is the query with the filter that says where the range starts.
+ * CLAIM_QUERY(filter) is the query with the filter that says where the range starts. The rows
+ * come in index order, with no sort; the trigger definitions come from kDefinitionsSql, once per
+ * trigger in the batch rather than once per event.
  */
 #define CLAIM_QUERY(filter)                                                                                            \
-	/* trigger definitions: evaluated once per claim, not once per event */                                            \
-	"WITH defs AS MATERIALIZED ("                                                                                      \
-	"  SELECT t.name, t.webhook, t.webhook_from_env, t.headers::text AS headers_json, "                                \
-	"         ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_names, "          \
-	"         ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "                                           \
-	"               FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_values, "                             \
-	"         ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h) AS header_env, "    \
-	"         t.timeout_sec, t.num_retries, t.interval_sec "                                                           \
-	"  FROM hasura_events.event_triggers t) "                                                                          \
-	"SELECT e.id, e.trigger_name, d.webhook, d.webhook_from_env, d.headers_json, "                                     \
-	"       d.header_names, d.header_values, d.header_env, "                                                           \
-	"       d.timeout_sec, d.num_retries, d.interval_sec, e.tries, e.payload, "                                        \
-	"       (pg_catalog.date_part('epoch', e.created_at) * 1000)::int8, e.due, e.created_at, e.table_name, "           \
-	"       e.schema_name "                                                                                            \
-	"FROM (SELECT e.*, COALESCE(e.next_retry_at, '-infinity'::timestamptz) AS due "                                    \
-	"      FROM hdb_catalog.event_log e "                                                                              \
-	"      WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                                  \
-	"        AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                             \
-	"        AND " filter " " /* an event whose definition is gone must not take a place in the batch */               \
-	"        AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                 \
-	"      ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                          \
-	"      LIMIT $2) e "                                                                                               \
-	"JOIN defs d ON d.name = e.trigger_name " /* in key order: a join may return rows in any order, and                \
-												  the next claim goes on after the last one */                         \
-	"ORDER BY e.due, e.created_at, e.id"
+	"SELECT e.id, e.trigger_name, e.tries, e.payload, COALESCE(e.next_retry_at, '-infinity'::timestamptz), "         \
+	"       e.created_at, e.table_name, e.schema_name "                                                                \
+	"  FROM hdb_catalog.event_log e "                                                                                  \
+	" WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                                       \
+	"   AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                                 \
+	"   AND " filter " " /* an event whose definition is gone must not take a place in the batch */                   \
+	"   AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                     \
+	" ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                              \
+	" LIMIT $2"
 
 /*
  * From the claim floor ($3), stepping over the events in flight ($1). The floor is a created_at
@@ -240,6 +227,21 @@ const char *const kClaimSql =
  * behind it (a few may not be, after a claim from the start; hand_out skips those). $1 unused. */
 const char *const kClaimAfterSql = CLAIM_QUERY(
 	"(COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id) > ($3, $4, $5 COLLATE \"C\")");
+
+/*
+ * The definitions of the triggers named in $1, read in the claim's snapshot (both statements are
+ * read-only, so they run in the snapshot begin_tx pushed): every trigger the claim's EXISTS saw
+ * is here.
+ */
+const char *const kDefinitionsSql =
+	"SELECT t.name, t.webhook, t.webhook_from_env, t.headers::text, "
+	"       ARRAY(SELECT h ->> 'name' FROM pg_catalog.jsonb_array_elements(t.headers) h), "
+	"       ARRAY(SELECT COALESCE(h ->> 'value', h ->> 'value_from_env') "
+	"             FROM pg_catalog.jsonb_array_elements(t.headers) h), "
+	"       ARRAY(SELECT h ? 'value_from_env' FROM pg_catalog.jsonb_array_elements(t.headers) h), "
+	"       t.timeout_sec, t.num_retries, t.interval_sec "
+	"  FROM hasura_events.event_triggers t "
+	" WHERE t.name = ANY ($1)";
 
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
@@ -309,18 +311,8 @@ webhook_body(StringInfo out, const char *id, const char *table_name, const char 
 enum ClaimColumn {
 	kClaimId,
 	kClaimTriggerName,
-	kClaimWebhook,
-	kClaimWebhookFromEnv,
-	kClaimHeadersJson,
-	kClaimHeaderNames,
-	kClaimHeaderValues,
-	kClaimHeaderEnv,
-	kClaimTimeoutSec,
-	kClaimNumRetries,
-	kClaimIntervalSec,
 	kClaimTries,
 	kClaimPayload,
-	kClaimCreatedAtMs,
 	kClaimDue,
 	kClaimCreatedAt,
 	kClaimTableName,
@@ -328,11 +320,114 @@ enum ClaimColumn {
 	kClaimColumns
 };
 
-/* claim_text: a text column of a deformed claim row as a C string, or NULL. */
+/* kDefinitionsSql's columns. */
+enum DefinitionColumn {
+	kDefName,
+	kDefWebhook,
+	kDefWebhookFromEnv,
+	kDefHeadersJson,
+	kDefHeaderNames,
+	kDefHeaderValues,
+	kDefHeaderEnv,
+	kDefTimeoutSec,
+	kDefNumRetries,
+	kDefIntervalSec,
+	kDefColumns
+};
+
+/* One trigger's definition as the claimed events of a batch share it (palloc'd in the claim). */
+struct ClaimDefinition {
+	const char *name;
+	const char *webhook;
+	bool webhook_from_env;
+	const char *headers_json;
+	int nheaders;
+	const char *const *header_names;
+	const char *const *header_values;
+	const bool *header_from_env;
+	uint32_t timeout_sec;
+	uint32_t num_retries;
+	uint32_t interval_sec;
+};
+
+/* claim_text: a text column of a deformed row as a C string, or NULL. */
 char *
-claim_text(const Datum *col, const bool *null, ClaimColumn c)
+claim_text(const Datum *col, const bool *null, int c)
 {
 	return null[c] ? NULL : TextDatumGetCString(col[c]);
+}
+
+/* unix_ms: a timestamptz as Unix epoch milliseconds. */
+int64_t
+unix_ms(TimestampTz t)
+{
+	return (t + (TimestampTz)(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY) / 1000;
+}
+
+/*
+ * load_definitions: the definitions of the `n` distinct triggers in names, read by
+ * kDefinitionsSql into defs (palloc'd). Returns how many were found.
+ */
+int
+load_definitions(const char *const *names, int n, ClaimDefinition **defs)
+{
+	if (definitions_plan == NULL) {
+		Oid types[1] = {TEXTARRAYOID};
+		definitions_plan = keep_plan(kDefinitionsSql, 1, types);
+	}
+	Datum args[1] = {text_array(names, n)};
+	int rc = SPI_execute_plan(definitions_plan, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "hasura_events dispatcher: reading the trigger definitions failed: %s",
+			 SPI_result_code_string(rc));
+	int found = (int)SPI_processed;
+	TupleDesc desc = SPI_tuptable->tupdesc;
+	if (desc->natts != kDefColumns)
+		elog(ERROR, "hasura_events dispatcher: the definitions query returned %d columns, not %d", desc->natts,
+			 kDefColumns);
+	ClaimDefinition *out = (ClaimDefinition *)palloc0(sizeof(ClaimDefinition) * Max(found, 1));
+	Datum col[kDefColumns];
+	bool null[kDefColumns];
+	for (int i = 0; i < found; i++) {
+		heap_deform_tuple(SPI_tuptable->vals[i], desc, col, null);
+		ClaimDefinition *d = &out[i];
+		d->name = claim_text(col, null, kDefName);
+		char *webhook = claim_text(col, null, kDefWebhook);
+		char *webhook_env = claim_text(col, null, kDefWebhookFromEnv);
+		d->webhook_from_env = webhook == NULL;
+		d->webhook = webhook != NULL ? webhook : (webhook_env != NULL ? webhook_env : "");
+		d->headers_json = claim_text(col, null, kDefHeadersJson);
+		char **hnames, **hvalues;
+		d->nheaders = text_array_elems(col[kDefHeaderNames], &hnames);
+		text_array_elems(col[kDefHeaderValues], &hvalues);
+		d->header_names = hnames;
+		d->header_values = hvalues;
+		Datum *elems;
+		bool *enulls;
+		int ne;
+		deconstruct_array(DatumGetArrayTypeP(col[kDefHeaderEnv]), BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &enulls,
+						  &ne);
+		bool *from_env = (bool *)palloc0(sizeof(bool) * Max(ne, 1));
+		for (int k = 0; k < ne; k++)
+			from_env[k] = !enulls[k] && DatumGetBool(elems[k]);
+		d->header_from_env = from_env;
+		d->timeout_sec = (uint32_t)DatumGetInt32(col[kDefTimeoutSec]);
+		d->num_retries = (uint32_t)DatumGetInt32(col[kDefNumRetries]);
+		d->interval_sec = (uint32_t)DatumGetInt32(col[kDefIntervalSec]);
+	}
+	*defs = out;
+	return found;
+}
+
+/* find_definition: the definition named name among n, or NULL. */
+const ClaimDefinition *
+find_definition(const ClaimDefinition *defs, int n, const char *name)
+{
+	for (int i = 0; i < n; i++) {
+		if (strcmp(defs[i].name, name) == 0)
+			return &defs[i];
+	}
+	return NULL;
 }
 
 /*
@@ -381,53 +476,63 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 			elog(ERROR, "hasura_events dispatcher: claim query failed: %s", SPI_result_code_string(rc));
 
 		int n = (int)SPI_processed;
-		ClaimedEventView *views = (ClaimedEventView *)palloc0(sizeof(ClaimedEventView) * Max(n, 1));
-		TupleDesc desc = SPI_tuptable->tupdesc;
+		SPITupleTable *rows = SPI_tuptable; /* kept: the definitions query makes a new SPI_tuptable */
+		TupleDesc desc = rows->tupdesc;
 		if (desc->natts != kClaimColumns)
 			elog(ERROR, "hasura_events dispatcher: the claim query returned %d columns, not %d", desc->natts,
 				 kClaimColumns);
 		/* one deform a row: column by column, every column after the first varlena one would be
 		 * found by walking the row from its start again */
-		Datum col[kClaimColumns];
-		bool null[kClaimColumns];
+		Datum *cols = (Datum *)palloc(sizeof(Datum) * kClaimColumns * Max(n, 1));
+		bool *nulls = (bool *)palloc(sizeof(bool) * kClaimColumns * Max(n, 1));
+		const char **trigger_names = (const char **)palloc(sizeof(char *) * Max(n, 1));
+		int ntriggers = 0;
 		for (int i = 0; i < n; i++) {
-			heap_deform_tuple(SPI_tuptable->vals[i], desc, col, null);
+			Datum *col = &cols[i * kClaimColumns];
+			bool *null = &nulls[i * kClaimColumns];
+			heap_deform_tuple(rows->vals[i], desc, col, null);
+			/* the batch's triggers: one or a few, so a list is enough */
+			const char *name = TextDatumGetCString(col[kClaimTriggerName]);
+			bool seen = false;
+			for (int k = 0; k < ntriggers && !seen; k++)
+				seen = strcmp(trigger_names[k], name) == 0;
+			if (!seen)
+				trigger_names[ntriggers++] = name;
+		}
+		ClaimDefinition *defs = NULL;
+		int ndefs = n > 0 ? load_definitions(trigger_names, ntriggers, &defs) : 0;
+
+		ClaimedEventView *views = (ClaimedEventView *)palloc0(sizeof(ClaimedEventView) * Max(n, 1));
+		for (int i = 0; i < n; i++) {
+			const Datum *col = &cols[i * kClaimColumns];
+			const bool *null = &nulls[i * kClaimColumns];
 			ClaimedEventView *v = &views[i];
 			v->id = claim_text(col, null, kClaimId);
 			v->trigger_name = claim_text(col, null, kClaimTriggerName);
-			char *webhook = claim_text(col, null, kClaimWebhook);
-			char *webhook_env = claim_text(col, null, kClaimWebhookFromEnv);
-			v->webhook_from_env = webhook == NULL;
-			v->webhook = webhook != NULL ? webhook : (webhook_env != NULL ? webhook_env : "");
-			v->headers_json = claim_text(col, null, kClaimHeadersJson);
-			char **names, **values;
-			v->nheaders = text_array_elems(col[kClaimHeaderNames], &names);
-			text_array_elems(col[kClaimHeaderValues], &values);
-			v->header_names = names;
-			v->header_values = values;
-			{
-				Datum *elems;
-				bool *enulls;
-				int ne;
-				deconstruct_array(DatumGetArrayTypeP(col[kClaimHeaderEnv]), BOOLOID, 1, true, TYPALIGN_CHAR, &elems,
-								  &enulls, &ne);
-				bool *from_env = (bool *)palloc0(sizeof(bool) * Max(ne, 1));
-				for (int k = 0; k < ne; k++)
-					from_env[k] = !enulls[k] && DatumGetBool(elems[k]);
-				v->header_from_env = from_env;
-			}
-			v->timeout_sec = (uint32_t)DatumGetInt32(col[kClaimTimeoutSec]);
-			v->num_retries = (uint32_t)DatumGetInt32(col[kClaimNumRetries]);
-			v->interval_sec = (uint32_t)DatumGetInt32(col[kClaimIntervalSec]);
+			const ClaimDefinition *d = find_definition(defs, ndefs, v->trigger_name);
+			if (d == NULL) /* the claim's EXISTS saw it, in the same snapshot */
+				elog(ERROR, "hasura_events dispatcher: no definition for trigger \"%s\" of claimed event %s",
+					 v->trigger_name, v->id);
+			v->webhook = d->webhook;
+			v->webhook_from_env = d->webhook_from_env;
+			v->headers_json = d->headers_json;
+			v->nheaders = d->nheaders;
+			v->header_names = d->header_names;
+			v->header_values = d->header_values;
+			v->header_from_env = d->header_from_env;
+			v->timeout_sec = d->timeout_sec;
+			v->num_retries = d->num_retries;
+			v->interval_sec = d->interval_sec;
 			v->tries = (uint32_t)DatumGetInt32(col[kClaimTries]);
+			TimestampTz created_at = DatumGetTimestampTz(col[kClaimCreatedAt]);
 			StringInfoData body;
 			initStringInfo(&body);
 			webhook_body(&body, v->id, claim_text(col, null, kClaimTableName), claim_text(col, null, kClaimSchemaName),
-						 DatumGetJsonbP(col[kClaimPayload]), v->trigger_name, DatumGetTimestampTz(col[kClaimCreatedAt]),
-						 (int)v->num_retries, (int)v->tries);
+						 DatumGetJsonbP(col[kClaimPayload]), v->trigger_name, created_at, (int)v->num_retries,
+						 (int)v->tries);
 			v->body = body.data;
 			v->body_len = (size_t)body.len;
-			v->created_at_ms = DatumGetInt64(col[kClaimCreatedAtMs]);
+			v->created_at_ms = unix_ms(created_at);
 		}
 		size_t through = 0;
 		DISPATCH_GUARD("handing out events", through = dispatch->hand_out(views, (size_t)n);
@@ -435,10 +540,9 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		/* the next claim may go on after the last event this one went through */
 		cursor.valid = through > 0;
 		if (through > 0) {
-			HeapTuple last = SPI_tuptable->vals[through - 1];
-			bool isnull;
-			cursor.due = DatumGetTimestampTz(SPI_getbinval(last, desc, kClaimDue + 1, &isnull));
-			cursor.created_at = DatumGetTimestampTz(SPI_getbinval(last, desc, kClaimCreatedAt + 1, &isnull));
+			const Datum *last = &cols[(through - 1) * kClaimColumns];
+			cursor.due = DatumGetTimestampTz(last[kClaimDue]);
+			cursor.created_at = DatumGetTimestampTz(last[kClaimCreatedAt]);
 			strlcpy(cursor.id, views[through - 1].id, sizeof(cursor.id));
 			if (strlen(views[through - 1].id) >= sizeof(cursor.id))
 				cursor.valid = false; /* not an id of ours: start from the beginning next time */
@@ -447,11 +551,9 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		/* every fresh event before the first one not gone through is in flight now (the rows come
 		 * in index order); a claim that was not full saw every waiting event */
 		if (through < (size_t)n || n == want) {
-			HeapTuple next = SPI_tuptable->vals[through < (size_t)n ? through : (size_t)n - 1];
-			bool isnull;
-			bool fresh = DatumGetTimestampTz(SPI_getbinval(next, desc, kClaimDue + 1, &isnull)) == DT_NOBEGIN;
-			claim_floor =
-				fresh ? DatumGetTimestampTz(SPI_getbinval(next, desc, kClaimCreatedAt + 1, &isnull)) : DT_NOEND;
+			const Datum *next = &cols[(through < (size_t)n ? through : (size_t)n - 1) * kClaimColumns];
+			bool fresh = DatumGetTimestampTz(next[kClaimDue]) == DT_NOBEGIN;
+			claim_floor = fresh ? DatumGetTimestampTz(next[kClaimCreatedAt]) : DT_NOEND;
 		} else
 			claim_floor = DT_NOEND;
 
