@@ -471,7 +471,6 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		args[1] = Int32GetDatum(want);
 		TimestampTz started = GetCurrentTimestamp();
 		int rc = SPI_execute_plan(after_cursor ? claim_after_plan : claim_plan, args, NULL, true, want);
-		double seconds = (double)(GetCurrentTimestamp() - started) / USECS_PER_SEC;
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "hasura_events dispatcher: claim query failed: %s", SPI_result_code_string(rc));
 
@@ -485,30 +484,30 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		 * found by walking the row from its start again */
 		Datum *cols = (Datum *)palloc(sizeof(Datum) * kClaimColumns * Max(n, 1));
 		bool *nulls = (bool *)palloc(sizeof(bool) * kClaimColumns * Max(n, 1));
+		ClaimedEventView *views = (ClaimedEventView *)palloc0(sizeof(ClaimedEventView) * Max(n, 1));
 		const char **trigger_names = (const char **)palloc(sizeof(char *) * Max(n, 1));
 		int ntriggers = 0;
 		for (int i = 0; i < n; i++) {
 			Datum *col = &cols[i * kClaimColumns];
 			bool *null = &nulls[i * kClaimColumns];
 			heap_deform_tuple(rows->vals[i], desc, col, null);
+			views[i].id = claim_text(col, null, kClaimId);
+			views[i].trigger_name = claim_text(col, null, kClaimTriggerName);
 			/* the batch's triggers: one or a few, so a list is enough */
-			const char *name = TextDatumGetCString(col[kClaimTriggerName]);
 			bool seen = false;
 			for (int k = 0; k < ntriggers && !seen; k++)
-				seen = strcmp(trigger_names[k], name) == 0;
+				seen = strcmp(trigger_names[k], views[i].trigger_name) == 0;
 			if (!seen)
-				trigger_names[ntriggers++] = name;
+				trigger_names[ntriggers++] = views[i].trigger_name;
 		}
 		ClaimDefinition *defs = NULL;
 		int ndefs = n > 0 ? load_definitions(trigger_names, ntriggers, &defs) : 0;
+		double seconds = (double)(GetCurrentTimestamp() - started) / USECS_PER_SEC; /* both queries */
 
-		ClaimedEventView *views = (ClaimedEventView *)palloc0(sizeof(ClaimedEventView) * Max(n, 1));
 		for (int i = 0; i < n; i++) {
 			const Datum *col = &cols[i * kClaimColumns];
 			const bool *null = &nulls[i * kClaimColumns];
 			ClaimedEventView *v = &views[i];
-			v->id = claim_text(col, null, kClaimId);
-			v->trigger_name = claim_text(col, null, kClaimTriggerName);
 			const ClaimDefinition *d = find_definition(defs, ndefs, v->trigger_name);
 			if (d == NULL) /* the claim's EXISTS saw it, in the same snapshot */
 				elog(ERROR, "hasura_events dispatcher: no definition for trigger \"%s\" of claimed event %s",
