@@ -91,6 +91,10 @@ def report(raw_path, out_path):
         "(invocation logs on)", f"{num('drain_rate'):,.0f} events/s{each}", ">= 15,000", num("drain_rate") >= 15000)
     row("delivery", f"drain check: delivered / invocation logs / received (of {int(num('drain_n')) * max(len(reps), 1):,})",
         f"{r.get('drain_delivered')} / {r.get('drain_invocations')} / {r.get('drain_received')}")
+    cpu = r.get("drain_cpu_us", "").split()
+    if len(cpu) == 4:
+        row("delivery", "drain: CPU us an event, dispatcher / sidecar / receiver / walwriter (cores busy)",
+            f"{' / '.join(cpu)} ({num('drain_busy_pct'):.0f} %)")
     row("delivery", "steady state: inserted / delivered events/s (backlog at end)",
         f"{num('steady_insert_rate'):,.0f} / {num('steady_delivery_rate'):,.0f} ({r.get('steady_backlog_end')})")
 

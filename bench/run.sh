@@ -89,6 +89,8 @@ RAW=$RESULTS/raw.txt
 PORT=$(free_port)
 RECV_PID=""
 SIDECAR_PID=""
+WPID=""
+WALWRITER_PID=""
 
 put() { echo "$1=$2" >>"$RAW"; }
 
@@ -336,10 +338,19 @@ fill_dlv() { # fill_dlv N: N events in statements of at most 10k rows
         left=$((left - n))
     done
 }
-# drain PREFIX N: unpause, time until nothing is pending, with RSS of the sidecar and the worker.
+# cpu_ns PID...: each process's CPU time so far in ns (schedstat; 0 for one that is gone).
+cpu_ns() { local p; for p in "$@"; do awk '{print $1}' "/proc/$p/schedstat" 2>/dev/null || echo 0; done | xargs; }
+# machine_ticks: busy and total ticks of all CPUs so far (/proc/stat; busy is all but idle and iowait).
+machine_ticks() { awk '/^cpu /{t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6, t}' /proc/stat; }
+# drain PREFIX N: unpause, time until nothing is pending, with RSS of the sidecar and the worker,
+# and the CPU each process of the pipeline used per event (the drain is CPU-bound on 2 cores).
 drain() {
-    local out
+    local out cpu0 cpu1 m0 m1
+    cpu0=$(cpu_ns "$WPID" "$SIDECAR_PID" "$RECV_PID" "$WALWRITER_PID")
+    m0=$(machine_ticks)
     out=$("$DRIVER" drain "$CONNINFO" 300 25 "$SIDECAR_PID" "$WPID")
+    cpu1=$(cpu_ns "$WPID" "$SIDECAR_PID" "$RECV_PID" "$WALWRITER_PID")
+    m1=$(machine_ticks)
     if echo "$out" | grep -q timeout; then
         echo "bench: events still pending after 300 s; sidecar log tail:" >&2
         tail -5 "$WORK/sidecar.log" >&2
@@ -352,6 +363,17 @@ drain() {
     put "${1}_sidecar_hwm_kb" "$(echo "$out" | awk -v p="$SIDECAR_PID" '$1=="pid" && $2==p {print $4}')"
     put "${1}_worker_anon_kb" "$(echo "$out" | awk -v p="$WPID" '$1=="pid" && $2==p {print $8}')"
     put "${1}_worker_rss_kb" "$(echo "$out" | awk -v p="$WPID" '$1=="pid" && $2==p {print $6}')"
+    # us of CPU per event: dispatcher, sidecar, receiver, walwriter; the cores' busy share (%)
+    local cpu
+    cpu=$(python3 -c "
+import os, sys
+a, b, n = [int(x) for x in sys.argv[1].split()], [int(x) for x in sys.argv[2].split()], int(sys.argv[3])
+m0, m1 = [int(x) for x in sys.argv[4].split()], [int(x) for x in sys.argv[5].split()]
+us = ['%.1f' % ((y - x) / 1000 / n) for x, y in zip(a, b)]
+busy = 100.0 * (m1[0] - m0[0]) / max(m1[1] - m0[1], 1)
+print(' '.join(us), '%.0f' % busy)" "$cpu0" "$cpu1" "$2" "$m0" "$m1")
+    put "${1}_cpu_us" "$(echo "$cpu" | cut -d' ' -f1-4)"
+    put "${1}_busy_pct" "$(echo "$cpu" | cut -d' ' -f5)"
     echo "$s"
 }
 get() { sed -n "s/^$1=//p" "$RAW" | tail -1; }
@@ -374,12 +396,14 @@ for rep in $(seq "$DRAIN_REPS"); do
     if [ "$rep" -eq 1 ]; then
         start_sidecar
         WPID=$(worker_pid)
+        WALWRITER_PID=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'walwriter'")
     fi
     recv_dump "$WORK/discard"
     s=$(drain "drain$rep" "$DRAIN_N")
     recv_dump "$WORK/drain.dump"
     received=$((received + $(wc -l <"$WORK/drain.dump")))
-    log "  drain $rep: $DRAIN_N events in ${s}s = $(get "drain${rep}_rate") events/s"
+    read -r c_disp c_side c_recv c_walw <<<"$(get "drain${rep}_cpu_us")"
+    log "  drain $rep: $DRAIN_N events in ${s}s = $(get "drain${rep}_rate") events/s; CPU an event: dispatcher $c_disp us, sidecar $c_side, receiver $c_recv, walwriter $c_walw; cores $(get "drain${rep}_busy_pct") % busy"
 done
 per_drain() { local r; for r in $(seq "$DRAIN_REPS"); do get "drain${r}_$1"; done; } # a figure of each drain
 rates=$(per_drain rate | xargs)
@@ -388,6 +412,11 @@ put drain_rate "$(median $rates | cut -d. -f1)"
 for f in sidecar_hwm_kb worker_anon_kb worker_rss_kb; do # the peaks over all drains
     put "drain_$f" "$(per_drain "$f" | sort -n | tail -1)"
 done
+put drain_cpu_us "$(per_drain cpu_us | python3 -c "
+import statistics, sys
+rows = [[float(x) for x in line.split()] for line in sys.stdin if line.strip()]
+print(' '.join('%.1f' % statistics.median(col) for col in zip(*rows)))")" # medians over the drains
+put drain_busy_pct "$(median $(per_drain busy_pct | xargs) | cut -d. -f1)"
 put drain_received "$received"
 put drain_delivered "$(($(sql "SELECT count(*) FROM hdb_catalog.event_log WHERE delivered") - delivered0))"
 put drain_invocations "$(($(sql "SELECT count(*) FROM hdb_catalog.event_invocation_logs") - logged0))"
