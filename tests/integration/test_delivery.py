@@ -224,6 +224,10 @@ def headers_and_webhook_from_env():
         assert paths == ["/ok?from=env", "/ok?from=template"], paths
         hdr = [r for r in reqs if r["path"].endswith("template")][0]
         assert hdr["headers"]["X-Secret"] == "s3cret-value" and hdr["headers"]["X-Plain"] == "plain"
+        # both events came in one claim: each has its own trigger's definition, not the other's
+        plain = [r for r in reqs if r["path"].endswith("env")][0]
+        assert "X-Secret" not in plain["headers"] and "X-Plain" not in plain["headers"], plain["headers"]
+        assert plain["body"]["trigger"] == {"name": "fromenv"}
         # the secret is in neither the invocation log nor the sidecar's log
         logs = " ".join(r[0] for r in c.psql("SELECT request::text FROM hdb_catalog.event_invocation_logs"))
         assert "s3cret-value" not in logs and "HE_TEST_SECRET" in logs, logs
