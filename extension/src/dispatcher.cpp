@@ -204,14 +204,14 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
  * trigger in the batch rather than once per event.
  */
 #define CLAIM_QUERY(filter)                                                                                            \
-	"SELECT e.id, e.trigger_name, e.tries, e.payload, COALESCE(e.next_retry_at, '-infinity'::timestamptz), "         \
+	"SELECT e.id, e.trigger_name, e.tries, e.payload, COALESCE(e.next_retry_at, '-infinity'::timestamptz), "           \
 	"       e.created_at, e.table_name, e.schema_name "                                                                \
 	"  FROM hdb_catalog.event_log e "                                                                                  \
 	" WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                                       \
-	"   AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                                 \
-	"   AND " filter " " /* an event whose definition is gone must not take a place in the batch */                   \
-	"   AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                     \
-	" ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                              \
+	"   AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                                  \
+	"   AND " filter " " /* an event whose definition is gone must not take a place in the batch */                    \
+	"   AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                      \
+	" ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                               \
 	" LIMIT $2"
 
 /*
@@ -378,8 +378,7 @@ load_definitions(const char *const *names, int n, ClaimDefinition **defs)
 	Datum args[1] = {text_array(names, n)};
 	int rc = SPI_execute_plan(definitions_plan, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "hasura_events dispatcher: reading the trigger definitions failed: %s",
-			 SPI_result_code_string(rc));
+		elog(ERROR, "hasura_events dispatcher: reading the trigger definitions failed: %s", SPI_result_code_string(rc));
 	int found = (int)SPI_processed;
 	TupleDesc desc = SPI_tuptable->tupdesc;
 	if (desc->natts != kDefColumns)
