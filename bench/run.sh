@@ -345,7 +345,7 @@ machine_ticks() { awk '/^cpu /{t=0; for (i=2;i<=NF;i++) t+=$i; print t-$5-$6, t}
 # drain PREFIX N: unpause, time until nothing is pending, with RSS of the sidecar and the worker,
 # and the CPU each process of the pipeline used per event (the drain is CPU-bound on 2 cores).
 drain() {
-    local out cpu0 cpu1 m0 m1
+    local out cpu0 cpu1 m0 m1 cpu
     cpu0=$(cpu_ns "$WPID" "$SIDECAR_PID" "$RECV_PID" "$WALWRITER_PID")
     m0=$(machine_ticks)
     out=$("$DRIVER" drain "$CONNINFO" 300 25 "$SIDECAR_PID" "$WPID")
@@ -364,9 +364,8 @@ drain() {
     put "${1}_worker_anon_kb" "$(echo "$out" | awk -v p="$WPID" '$1=="pid" && $2==p {print $8}')"
     put "${1}_worker_rss_kb" "$(echo "$out" | awk -v p="$WPID" '$1=="pid" && $2==p {print $6}')"
     # us of CPU per event: dispatcher, sidecar, receiver, walwriter; the cores' busy share (%)
-    local cpu
     cpu=$(python3 -c "
-import os, sys
+import sys
 a, b, n = [int(x) for x in sys.argv[1].split()], [int(x) for x in sys.argv[2].split()], int(sys.argv[3])
 m0, m1 = [int(x) for x in sys.argv[4].split()], [int(x) for x in sys.argv[5].split()]
 us = ['%.1f' % ((y - x) / 1000 / n) for x, y in zip(a, b)]
