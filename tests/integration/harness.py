@@ -58,7 +58,10 @@ def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
 
 
 class Cluster:
-    def __init__(self, extra_conf=()):
+    def __init__(self, extra_conf=(), perturb=True, server_env=None):
+        # perturb: MALLOC_PERTURB_ for the server (tests); off for measurements (bench/pair.py)
+        self.perturb = perturb
+        self.server_env = dict(server_env or {})
         base = os.environ.get("TMPDIR", "/tmp")
         self.dir = tempfile.mkdtemp(prefix="he_it_", dir=base)
         uid, gid = pg_user_ids()
@@ -87,8 +90,10 @@ class Cluster:
     def pg_ctl(self, *args):
         # MALLOC_PERTURB_: glibc fills freed memory, so that a read of freed memory crashes a test
         # instead of passing by luck (the server inherits it from pg_ctl)
-        subprocess.run(as_pg(["env", "MALLOC_PERTURB_=165", os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.data,
-                              "-l", self.log, "-w", "-t", "60"] + list(args)),
+        env = dict(self.server_env, **({"MALLOC_PERTURB_": "165"} if self.perturb else {}))
+        subprocess.run(as_pg(["env"] + [f"{k}={v}" for k, v in env.items()]
+                             + [os.path.join(PG_BINDIR, "pg_ctl"), "-D", self.data, "-l", self.log, "-w", "-t", "60"]
+                             + list(args)),
                        check=True, stdout=subprocess.DEVNULL, cwd=self.dir)
 
     def start(self):
