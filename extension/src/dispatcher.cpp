@@ -125,6 +125,7 @@ struct ClaimCursor {
 TimestampTz claim_floor = DT_NOBEGIN;
 constexpr uint64 kFullLookEveryChecks = 60;
 SPIPlanPtr outcome_plan = NULL;
+SPIPlanPtr delivered_plan = NULL;
 SPIPlanPtr invocation_plan = NULL;
 
 MemoryContext loop_ctx = NULL;
@@ -244,12 +245,13 @@ const char *const kDefinitionsSql =
 	" WHERE t.name = ANY ($1)";
 
 /*
- * The outcome update. It is never HOT (the claim index's predicate reads delivered and error), so
- * it adds an entry to every index whose predicate the new version meets. `trigger_name =
- * e.trigger_name` changes nothing but marks the trigger-name index's key as updated: Postgres
- * then does not take the new entry for a duplicate of an old version and spares that index the
- * b-tree bottom-up deletion passes, which never find anything to delete there (the entry is the
- * event's first in that index). Measured: -4 % of the dispatcher's CPU in a drain.
+ * The outcome update of the events that were not delivered: a retry scheduled, or dead. An outcome
+ * update is never HOT (the claim index's predicate reads delivered and error), so it adds an entry
+ * to every index whose predicate the new version meets. `trigger_name = e.trigger_name` changes
+ * nothing but marks the trigger-name index's key as updated: Postgres then does not take the new
+ * entry for a duplicate of an old version and spares that index the b-tree bottom-up deletion
+ * passes, which never find anything to delete there (the entry is the event's first in that
+ * index). Measured: -4 % of the dispatcher's CPU in a drain.
  */
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
@@ -260,6 +262,17 @@ const char *const kOutcomeSql =
 	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bool[]), pg_catalog.unnest($3::bool[]), "
 	"                 pg_catalog.unnest($4::float8[])) AS v(id, delivered, dead, delay) "
 	" WHERE e.id = v.id";
+
+/*
+ * The outcome update of the delivered events of a batch, nearly all of them in a drain: the same
+ * new values for every row, so no join with the outcomes: one scan of the primary key with the
+ * ids as its array key (measured: -4 % of the dispatcher's CPU, against kOutcomeSql for all).
+ * Retries and dead events go through kOutcomeSql, in the same transaction.
+ */
+const char *const kDeliveredSql = "UPDATE hdb_catalog.event_log e "
+								  "   SET delivered = true, error = false, tries = e.tries + 1, locked = NULL, "
+								  "       trigger_name = e.trigger_name, next_retry_at = NULL "
+								  " WHERE e.id = ANY ($1)";
 
 const char *const kInvocationSql =
 	"INSERT INTO hdb_catalog.event_invocation_logs (event_id, trigger_name, status, request, response) "
@@ -651,8 +664,9 @@ insert_invocations_direct(size_t n, const Datum *event_ids, const Datum *trigger
 }
 
 /*
- * record_outcomes: writes every reported attempt: one UPDATE of event_log and one INSERT of
- * invocation logs for the whole batch, in one transaction (both or neither).
+ * record_outcomes: writes every reported attempt: an UPDATE of event_log for the delivered events
+ * and one for the others, and the invocation logs of the whole batch, in one transaction (all or
+ * nothing).
  * Returns false when the extension is gone.
  */
 bool
@@ -668,14 +682,21 @@ record_outcomes(void)
 		if (outcome_plan == NULL) {
 			Oid t1[4] = {TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID};
 			outcome_plan = keep_plan(kOutcomeSql, 4, t1);
+			Oid t3[1] = {TEXTARRAYOID};
+			delivered_plan = keep_plan(kDeliveredSql, 1, t3);
 			Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONARRAYOID, JSONARRAYOID};
 			invocation_plan = keep_plan(kInvocationSql, 5, t2);
 		}
 		Datum *ids = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *triggers = (Datum *)palloc(sizeof(Datum) * n);
+		/* the delivered events' ids (kDeliveredSql), then the others' columns (kOutcomeSql) */
+		Datum *delivered_ids = (Datum *)palloc(sizeof(Datum) * n);
+		int ndelivered = 0;
+		Datum *other_ids = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *delivered = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *dead = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *delay = (Datum *)palloc(sizeof(Datum) * n);
+		int nother = 0;
 		Datum *status = (Datum *)palloc(sizeof(Datum) * n);
 		bool *status_null = (bool *)palloc(sizeof(bool) * n);
 		Datum *request = (Datum *)palloc(sizeof(Datum) * n);
@@ -694,20 +715,41 @@ record_outcomes(void)
 			response[i] = CStringGetTextDatum(r.response_json);
 			log_attempt(&r);
 		}
+		for (size_t i = 0; i < n; i++) {
+			if (DatumGetBool(delivered[i]))
+				delivered_ids[ndelivered++] = ids[i];
+			else { /* compacted in place: nother <= i */
+				other_ids[nother] = ids[i];
+				delivered[nother] = delivered[i];
+				dead[nother] = dead[i];
+				delay[nother] = delay[i];
+				nother++;
+			}
+		}
 		int dims[1] = {(int)n};
 		int lbs[1] = {1};
-		Datum a1[4] = {
-			PointerGetDatum(construct_array(ids, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
-			PointerGetDatum(construct_array(delivered, (int)n, BOOLOID, 1, true, TYPALIGN_CHAR)),
-			PointerGetDatum(construct_array(dead, (int)n, BOOLOID, 1, true, TYPALIGN_CHAR)),
-			PointerGetDatum(construct_array(delay, (int)n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-		};
-		int rc = SPI_execute_plan(outcome_plan, a1, NULL, false, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
+		int rc;
+		if (ndelivered > 0) {
+			Datum a[1] = {
+				PointerGetDatum(construct_array(delivered_ids, ndelivered, TEXTOID, -1, false, TYPALIGN_INT))};
+			rc = SPI_execute_plan(delivered_plan, a, NULL, false, 0);
+			if (rc != SPI_OK_UPDATE)
+				elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
+		}
+		if (nother > 0) {
+			Datum a1[4] = {
+				PointerGetDatum(construct_array(other_ids, nother, TEXTOID, -1, false, TYPALIGN_INT)),
+				PointerGetDatum(construct_array(delivered, nother, BOOLOID, 1, true, TYPALIGN_CHAR)),
+				PointerGetDatum(construct_array(dead, nother, BOOLOID, 1, true, TYPALIGN_CHAR)),
+				PointerGetDatum(construct_array(delay, nother, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+			};
+			rc = SPI_execute_plan(outcome_plan, a1, NULL, false, 0);
+			if (rc != SPI_OK_UPDATE)
+				elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
+		}
 		if (!insert_invocations_direct(n, ids, triggers, status, status_null, request, response)) {
 			Datum a2[5] = {
-				a1[0],
+				PointerGetDatum(construct_array(ids, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
 				PointerGetDatum(construct_array(triggers, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
 				PointerGetDatum(construct_md_array(status, status_null, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT)),
 				/* json datums as built (json is stored as text): the request wraps the payload the claim
