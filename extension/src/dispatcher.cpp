@@ -1113,6 +1113,12 @@ hasura_events_dispatcher_main(Datum main_arg)
 	/* An outcome lost with the last few commits of a crash only means the event is delivered
 	 * again (at least once); the dispatcher need not wait for WAL flushes. */
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+	/* The kept plans are made once, often while event_log is tiny and has no statistics, and kept
+	 * until something invalidates them: made then, the outcome updates read the whole table (a
+	 * sequential scan, or a hash join over one), for every batch, for as long as nothing
+	 * analyzes the log (autovacuum off or behind). Every statement of ours has an index to
+	 * follow; a sequential scan of event_log is never the right plan for one. */
+	SetConfigOption("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION);
 	bool present = extension_present();
 	bool serves = true;
 	{

@@ -436,6 +436,44 @@ def claims_step_forward_on_a_big_analyzed_log():
 
 
 @test
+def dispatcher_never_scans_the_whole_log():
+    """The dispatcher's kept plans are made once, often while event_log is tiny and has no
+    statistics: they must still never read event_log sequentially once it has grown (autovacuum
+    off, so nothing replans them). pg_stat_user_tables counts the sequential scans."""
+    with Env(extra_conf=["autovacuum = off"]) as env:
+        c = env.cluster
+        setup_db(c)
+        c.psql("CREATE TABLE f (id int PRIMARY KEY)")
+        create_trigger(c, "grow", env.url("/ok"), retry_conf={"num_retries": 1, "interval_sec": 0})
+        create_trigger(c, "fails", env.url("/fail"), table="f", retry_conf={"num_retries": 1, "interval_sec": 0})
+        attempts_seen = lambda: int(c.scalar("SELECT delivered + failed_attempts FROM hasura_events.worker_status "
+                                         "WHERE database = current_database()"))
+        seq_scans = lambda: int(c.scalar("SELECT seq_scan FROM pg_stat_user_tables "
+                                         "WHERE relid = 'hdb_catalog.event_log'::regclass"))
+
+        def flushed(n):  # the dispatcher reports its table statistics at most once a second
+            time.sleep(1.2)
+            c.psql("INSERT INTO t VALUES (-%d, 'flush')" % n)
+            wait_for(lambda: attempts_seen() == n + 1, what=f"{n + 1} attempts")
+            return n + 1
+
+        c.psql("INSERT INTO t VALUES (0, 'first')")  # the plans are made on a one-row log
+        c.psql("INSERT INTO f VALUES (0)")
+        wait_for(lambda: attempts_seen() == 3, what="3 attempts")
+        attempts = flushed(3)
+        before = seq_scans()
+        for k in range(3):
+            c.psql(f"INSERT INTO t SELECT g, 'n' FROM generate_series({k * 2000 + 1}, {(k + 1) * 2000}) g")
+            attempts += 2000
+            wait_for(lambda: attempts_seen() == attempts, timeout=60, what=f"{attempts} attempts")
+        c.psql("INSERT INTO f VALUES (1)")
+        attempts += 2
+        wait_for(lambda: attempts_seen() == attempts, what=f"{attempts} attempts")
+        flushed(attempts)
+        assert seq_scans() == before, f"the dispatcher read event_log sequentially {seq_scans() - before} times"
+
+
+@test
 def two_sidecars_share_the_work():
     with Env() as env:
         c = env.cluster
