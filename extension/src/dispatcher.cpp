@@ -689,13 +689,13 @@ record_outcomes(void)
 		}
 		Datum *ids = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *triggers = (Datum *)palloc(sizeof(Datum) * n);
-		/* the delivered events' ids (kDeliveredSql), then the others' columns (kOutcomeSql) */
-		Datum *delivered_ids = (Datum *)palloc(sizeof(Datum) * n);
-		int ndelivered = 0;
-		Datum *other_ids = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *delivered = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *dead = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *delay = (Datum *)palloc(sizeof(Datum) * n);
+		/* split below: the delivered events' ids (kDeliveredSql), the others' (kOutcomeSql) */
+		Datum *delivered_ids = (Datum *)palloc(sizeof(Datum) * n);
+		Datum *other_ids = (Datum *)palloc(sizeof(Datum) * n);
+		int ndelivered = 0;
 		int nother = 0;
 		Datum *status = (Datum *)palloc(sizeof(Datum) * n);
 		bool *status_null = (bool *)palloc(sizeof(bool) * n);

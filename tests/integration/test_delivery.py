@@ -447,7 +447,7 @@ def dispatcher_never_scans_the_whole_log():
         create_trigger(c, "grow", env.url("/ok"), retry_conf={"num_retries": 1, "interval_sec": 0})
         create_trigger(c, "fails", env.url("/fail"), table="f", retry_conf={"num_retries": 1, "interval_sec": 0})
         attempts_seen = lambda: int(c.scalar("SELECT delivered + failed_attempts FROM hasura_events.worker_status "
-                                         "WHERE database = current_database()"))
+                                             "WHERE database = current_database()"))
         seq_scans = lambda: int(c.scalar("SELECT seq_scan FROM pg_stat_user_tables "
                                          "WHERE relid = 'hdb_catalog.event_log'::regclass"))
 
