@@ -255,12 +255,12 @@ const char *const kDefinitionsSql =
  */
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
-	"   SET delivered = v.delivered, error = v.dead, tries = e.tries + 1, locked = NULL, "
+	"   SET delivered = false, error = v.dead, tries = e.tries + 1, locked = NULL, "
 	"       trigger_name = e.trigger_name, "
 	"       next_retry_at = CASE WHEN v.delay >= 0 THEN pg_catalog.now() + pg_catalog.make_interval(secs => v.delay) "
 	"END "
-	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bool[]), pg_catalog.unnest($3::bool[]), "
-	"                 pg_catalog.unnest($4::float8[])) AS v(id, delivered, dead, delay) "
+	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bool[]), pg_catalog.unnest($3::float8[])) "
+	"       AS v(id, dead, delay) "
 	" WHERE e.id = v.id";
 
 /*
@@ -680,8 +680,8 @@ record_outcomes(void)
 	bool gone = !begin_tx("hasura_events: recording outcomes");
 	if (!gone) {
 		if (outcome_plan == NULL) {
-			Oid t1[4] = {TEXTARRAYOID, BOOLARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID};
-			outcome_plan = keep_plan(kOutcomeSql, 4, t1);
+			Oid t1[3] = {TEXTARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID};
+			outcome_plan = keep_plan(kOutcomeSql, 3, t1);
 			Oid t3[1] = {TEXTARRAYOID};
 			delivered_plan = keep_plan(kDeliveredSql, 1, t3);
 			Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONARRAYOID, JSONARRAYOID};
@@ -689,7 +689,7 @@ record_outcomes(void)
 		}
 		Datum *ids = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *triggers = (Datum *)palloc(sizeof(Datum) * n);
-		Datum *delivered = (Datum *)palloc(sizeof(Datum) * n);
+		bool *delivered = (bool *)palloc(sizeof(bool) * n);
 		Datum *dead = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *delay = (Datum *)palloc(sizeof(Datum) * n);
 		/* split below: the delivered events' ids (kDeliveredSql), the others' (kOutcomeSql) */
@@ -706,7 +706,7 @@ record_outcomes(void)
 			DISPATCH_GUARD("reading an outcome", r = dispatch->record(i));
 			ids[i] = CStringGetTextDatum(r.event_id);
 			triggers[i] = CStringGetTextDatum(r.trigger_name);
-			delivered[i] = BoolGetDatum(r.delivered);
+			delivered[i] = r.delivered;
 			dead[i] = BoolGetDatum(r.dead);
 			delay[i] = Float8GetDatum((double)r.retry_delay_sec);
 			status[i] = Int32GetDatum(r.http_status);
@@ -716,11 +716,10 @@ record_outcomes(void)
 			log_attempt(&r);
 		}
 		for (size_t i = 0; i < n; i++) {
-			if (DatumGetBool(delivered[i]))
+			if (delivered[i])
 				delivered_ids[ndelivered++] = ids[i];
 			else { /* compacted in place: nother <= i */
 				other_ids[nother] = ids[i];
-				delivered[nother] = delivered[i];
 				dead[nother] = dead[i];
 				delay[nother] = delay[i];
 				nother++;
@@ -737,9 +736,8 @@ record_outcomes(void)
 				elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
 		}
 		if (nother > 0) {
-			Datum a1[4] = {
+			Datum a1[3] = {
 				PointerGetDatum(construct_array(other_ids, nother, TEXTOID, -1, false, TYPALIGN_INT)),
-				PointerGetDatum(construct_array(delivered, nother, BOOLOID, 1, true, TYPALIGN_CHAR)),
 				PointerGetDatum(construct_array(dead, nother, BOOLOID, 1, true, TYPALIGN_CHAR)),
 				PointerGetDatum(construct_array(delay, nother, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
 			};
