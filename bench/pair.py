@@ -45,8 +45,15 @@ def env_list(spec):
 
 
 class Pipeline:
-    def __init__(self, name, sql, server_env, sidecar_args, events):
-        self.name = name
+    def __init__(self, sql, server_env, sidecar_args, events):
+        self.cluster = self.receiver = self.sidecar = None
+        try:
+            self.start(sql, server_env, sidecar_args, events)
+        except BaseException:
+            self.close()  # nothing left running when a start fails half way
+            raise
+
+    def start(self, sql, server_env, sidecar_args, events):
         self.cluster = Cluster(["hasura_events.paused = on", "shared_buffers = '512MB'", "fsync = on",
                                 "max_wal_size = '8GB'", "checkpoint_timeout = '30min'"],
                                perturb=False, server_env=server_env)
@@ -84,9 +91,12 @@ class Pipeline:
                                 stdout=subprocess.PIPE, text=True)
 
     def close(self):
-        self.sidecar.stop()
-        self.receiver.terminate()
-        self.cluster.destroy()
+        if self.sidecar:
+            self.sidecar.stop()
+        if self.receiver:
+            self.receiver.terminate()
+        if self.cluster:
+            self.cluster.destroy()
 
 
 def main():
@@ -105,7 +115,7 @@ def main():
         try:
             for v in "AB":
                 lv = v.lower()
-                pipes[v] = Pipeline(v, getattr(o, f"{lv}_sql"), env_list(getattr(o, f"{lv}_env")),
+                pipes[v] = Pipeline(getattr(o, f"{lv}_sql"), env_list(getattr(o, f"{lv}_env")),
                                     getattr(o, f"{lv}_sidecar_args").split(), o.events)
             time.sleep(1.0)  # both dispatchers idle, sidecars connected
             pids = {v: p.pids() for v, p in pipes.items()}
