@@ -8,6 +8,7 @@
 #include "resolve.hpp"
 #include "retry_after.hpp"
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -16,9 +17,6 @@
 namespace hasura_events::sidecar {
 
 namespace {
-
-constexpr size_t kMaxResponseHeaders = 200;
-constexpr size_t kMaxResponseHeaderBytes = 64 * 1024;
 
 const char *
 process_env(const char *name)
@@ -102,7 +100,7 @@ Attempt::start(CURLM *multi, EasyPool &pool, const std::string &user_agent)
 			headers_.release();
 			headers_.reset(l);
 		}
-		long timeout = deliver_.timeout_sec == 0 ? 60 : long(deliver_.timeout_sec);
+		long timeout = curl_timeout_sec(deliver_.timeout_sec);
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_PRIVATE, this));
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_URL, req.url.c_str()));
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
@@ -144,45 +142,99 @@ Attempt::on_body(char *data, size_t size, size_t nmemb, void *self)
 	a->response_bytes_ += n;
 	size_t room =
 		a->max_response_bytes_ > a->response_body_.size() ? a->max_response_bytes_ - a->response_body_.size() : 0;
-	a->response_body_.append(data, n < room ? n : room);
+	try {
+		a->response_body_.append(data, n < room ? n : room);
+	} catch (...) {
+		return 0; /* as on_header: nothing escapes into curl */
+	}
 	return n;
 }
 
 /*
- * Attempt::on_header collects "Name: value" lines. A status line starts a new response (after
- * a 100 Continue, for example), so it forgets the headers seen so far.
+ * Attempt::on_header collects the response's header lines (collect_response_header). Nothing may
+ * escape into curl, whose C frames lie between this callback and the sidecar's loop: a failure
+ * (out of memory) returns 0, which ends the transfer with CURLE_WRITE_ERROR, a client_error.
  */
 size_t
 Attempt::on_header(char *data, size_t size, size_t nmemb, void *self)
 {
 	auto *a = static_cast<Attempt *>(self);
 	size_t n = size * nmemb;
-	std::string line(data, n);
+	try {
+		collect_response_header(a->response_headers_, std::string_view(data, n));
+	} catch (...) {
+		return 0;
+	}
+	return n;
+}
+
+/*
+ * curl_timeout_sec: the Deliver's timeout_sec as CURLOPT_TIMEOUT takes it. 0 (not set) is 60 s,
+ * Hasura's default. curl refuses more than INT_MAX / 1000 s (24.8 days) with
+ * CURLE_BAD_FUNCTION_ARGUMENT, which would fail every attempt of a trigger registered with a
+ * longer timeout (the API takes any positive integer, as Hasura's does): such a timeout is
+ * capped there, which makes no difference a webhook could notice.
+ */
+long
+curl_timeout_sec(uint32_t timeout_sec)
+{
+	constexpr long kMax = INT_MAX / 1000;
+	if (timeout_sec == 0)
+		return 60;
+	return long(timeout_sec) > kMax ? kMax : long(timeout_sec);
+}
+
+namespace {
+
+std::string_view
+trim_blanks(std::string_view s)
+{
+	size_t b = s.find_first_not_of(" \t");
+	if (b == std::string_view::npos)
+		return std::string_view();
+	return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+} // namespace
+
+/*
+ * collect_response_header adds one header line as curl hands it over (with its CRLF). A status
+ * line starts a new response (after a 100 Continue, for example), so it forgets the headers seen
+ * so far. A line starting with a space or a tab continues the previous header (obsolete line
+ * folding, which curl passes on): its text, trimmed, is appended to that header's value after a
+ * space; a folded line of blanks only adds nothing. Lines without a colon, lines beyond
+ * kMaxResponseHeaders headers and bytes beyond kMaxResponseHeaderBytes are dropped.
+ */
+void
+collect_response_header(ResponseHeaders &headers, std::string_view line)
+{
 	while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
-		line.pop_back();
-	if (line.rfind("HTTP/", 0) == 0) {
-		a->response_headers_.clear();
-		return n;
+		line.remove_suffix(1);
+	if (line.substr(0, 5) == "HTTP/") {
+		headers.clear();
+		return;
 	}
 	if (line.empty())
-		return n;
+		return;
 	size_t used = 0;
-	for (const auto &h : a->response_headers_)
+	for (const auto &h : headers)
 		used += h.first.size() + h.second.size();
 	if (used + line.size() > kMaxResponseHeaderBytes)
-		return n;
-	if ((line[0] == ' ' || line[0] == '\t') && !a->response_headers_.empty()) {
-		a->response_headers_.back().second += " " + line.substr(line.find_first_not_of(" \t"));
-		return n;
+		return;
+	if (line[0] == ' ' || line[0] == '\t') {
+		std::string_view more = trim_blanks(line);
+		if (headers.empty() || more.empty())
+			return;
+		std::string &value = headers.back().second;
+		if (!value.empty())
+			value += ' ';
+		value.append(more);
+		return;
 	}
 	size_t colon = line.find(':');
-	if (colon == std::string::npos || a->response_headers_.size() >= kMaxResponseHeaders)
-		return n;
-	std::string value = line.substr(colon + 1);
-	size_t b = value.find_first_not_of(" \t");
-	value = b == std::string::npos ? std::string() : value.substr(b, value.find_last_not_of(" \t") - b + 1);
-	a->response_headers_.emplace_back(line.substr(0, colon), std::move(value));
-	return n;
+	if (colon == std::string_view::npos || headers.size() >= kMaxResponseHeaders)
+		return;
+	headers.emplace_back(std::string(line.substr(0, colon)), std::string(trim_blanks(line.substr(colon + 1))));
 }
 
 /*

@@ -15,12 +15,22 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace hasura_events::sidecar {
 
 using Clock = std::chrono::steady_clock;
+using ResponseHeaders = std::vector<std::pair<std::string, std::string>>;
+
+constexpr size_t kMaxResponseHeaders = 200;
+constexpr size_t kMaxResponseHeaderBytes = 64 * 1024;
+
+/* collect_response_header adds one response header line, as curl's header callback gets it */
+void collect_response_header(ResponseHeaders &headers, std::string_view line);
+/* curl_timeout_sec is the CURLOPT_TIMEOUT of a Deliver's timeout_sec: 0 means 60, capped at curl's maximum */
+long curl_timeout_sec(uint32_t timeout_sec);
 
 class Attempt {
 public:
@@ -97,7 +107,7 @@ private:
 	CurlEasy easy_;            /* from pool_, and back to it when the attempt ends */
 	CurlSlist headers_;
 	std::string response_body_;
-	std::vector<std::pair<std::string, std::string>> response_headers_;
+	ResponseHeaders response_headers_;
 	char errbuf_[CURL_ERROR_SIZE];
 	Clock::time_point started_;
 	bool http_sent_ = false;

@@ -202,6 +202,28 @@ def timeout_is_a_failed_attempt():
 
 
 @test
+def folded_response_headers_and_a_huge_timeout():
+    # A response header continued on folded lines, one of them blanks only (which once threw out
+    # of curl's header callback and killed the sidecar), and a trigger whose timeout is beyond
+    # what curl takes (which once failed every attempt): both delivered, the sidecar still up.
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        c.psql("CREATE TABLE t2 (id int PRIMARY KEY)")
+        create_trigger(c, "folded", env.url("/folded"), retry_conf={"num_retries": 0})
+        create_trigger(c, "long", env.url("/ok"), table="t2", retry_conf={"num_retries": 0, "timeout_sec": 3000000})
+        c.psql("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        c.psql("INSERT INTO t2 VALUES (1)")
+        wait_for(lambda: event_states(c, "folded") == [["t", "f", "1"], ["t", "f", "1"]], what="folded delivered")
+        wait_for(lambda: event_states(c, "long") == [["t", "f", "1"]], what="huge timeout delivered")
+        hdrs = c.psql("SELECT h->>'value' FROM hdb_catalog.event_invocation_logs i, "
+                      "json_array_elements(i.response->'data'->'headers') h "
+                      "WHERE i.trigger_name = 'folded' AND h->>'name' = 'X-Folded'")
+        assert hdrs == [["first second third"], ["first second third"]], hdrs
+        assert env.sidecar.proc.poll() is None, "the sidecar exited"
+
+
+@test
 def headers_and_webhook_from_env():
     env_vars = {"HE_TEST_SECRET": "s3cret-value", "HE_TEST_BASE": "", "HE_TEST_URL": ""}
     recv_env = Env(sidecar=False)

@@ -9,6 +9,8 @@ A webhook receiver for tests (standard library only). Appends one JSON line per 
   /fail-then-ok       500 for the first request of each event id (the body's "id"), then 200
   /retry-after/N      503 with Retry-After: N
   /slow/N             sleeps N seconds (may be fractional), then 200
+  /folded             200 with an obsolete folded header: X-Folded: first, then continuation
+                      lines "  second", " " (blanks only), "\tthird"
   anything else       404
 """
 import argparse
@@ -64,6 +66,8 @@ class Handler(BaseHTTPRequestHandler):
             status = 500 if first else 200
         elif parts[0] == "retry-after" and len(parts) > 1:
             status, extra = 503, {"Retry-After": parts[1]}
+        elif parts[0] == "folded":
+            status = 200
         elif parts[0] == "slow" and len(parts) > 1:
             try:
                 time.sleep(float(parts[1]))
@@ -75,6 +79,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             for k, v in extra.items():
                 self.send_header(k, v)
+            if parts[0] == "folded":  # raw lines: send_header cannot write folding
+                self._headers_buffer.append(b"X-Folded: first\r\n  second\r\n \r\n\tthird\r\n")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

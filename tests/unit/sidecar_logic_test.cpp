@@ -1,9 +1,10 @@
 /*
  * tests/unit/sidecar_logic_test.cpp
  *
- * Retry-After parsing, JSON log quoting and socket discovery (sidecar/retry_after.cpp,
- * json_log.cpp, discovery.cpp).
+ * Retry-After parsing, JSON log quoting, socket discovery, and the attempt's response headers and
+ * timeout (sidecar/retry_after.cpp, json_log.cpp, discovery.cpp, attempt.cpp).
  */
+#include "attempt.hpp"
 #include "discovery.hpp"
 #include "json_log.hpp"
 #include "retry_after.hpp"
@@ -124,4 +125,75 @@ TEST(SidecarDiscovery, Backoff)
 	EXPECT_EQ(got, (std::vector<uint32_t>{100, 200, 400, 800, 1600, 3200, 5000, 5000}));
 	b.reset();
 	EXPECT_EQ(b.next_delay_ms(), 100u);
+}
+
+/* header lines as curl's header callback gets them, CRLF included */
+static ResponseHeaders
+collect(std::initializer_list<const char *> lines)
+{
+	ResponseHeaders h;
+	for (const char *l : lines)
+		collect_response_header(h, l);
+	return h;
+}
+
+TEST(SidecarResponseHeaders, NamesValuesAndStatusLines)
+{
+	ResponseHeaders h = collect({"HTTP/1.1 100 Continue\r\n", "X-Early: 1\r\n", "\r\n", "HTTP/1.1 200 OK\r\n",
+								 "Content-Type:  application/json \t\r\n", "Retry-After:5\r\n", "no colon here\r\n",
+								 "X-Empty:\r\n", "\r\n"});
+	EXPECT_EQ(h, (ResponseHeaders{{"Content-Type", "application/json"}, {"Retry-After", "5"}, {"X-Empty", ""}}));
+}
+
+/* Obsolete line folding: curl passes a line that starts with a blank on as its own header line.
+ * A folded line of blanks only once threw std::out_of_range through curl's frames. */
+TEST(SidecarResponseHeaders, FoldedLines)
+{
+	ResponseHeaders h = collect({"HTTP/1.1 200 OK\r\n", "X-Folded: first\r\n", "  second  \r\n", " \r\n", "\t\r\n",
+								 " \t \r\n", "\tthird\r\n", "X-Empty:\r\n", " now\r\n", "\r\n"});
+	EXPECT_EQ(h, (ResponseHeaders{{"X-Folded", "first second third"}, {"X-Empty", "now"}}));
+	/* a folded line with no header before it is dropped */
+	EXPECT_TRUE(collect({"HTTP/1.1 200 OK\r\n", " orphan\r\n", "\t\r\n"}).empty());
+}
+
+TEST(SidecarResponseHeaders, Bounded)
+{
+	ResponseHeaders h;
+	collect_response_header(h, "HTTP/1.1 200 OK\r\n");
+	for (int i = 0; i < 500; i++)
+		collect_response_header(h, "X-Many: " + std::to_string(i) + "\r\n");
+	EXPECT_EQ(h.size(), kMaxResponseHeaders);
+	h.clear();
+	std::string big(1000, 'v');
+	for (int i = 0; i < 200; i++)
+		collect_response_header(h, "X-Big: " + big + "\r\n");
+	size_t bytes = 0;
+	for (const auto &kv : h)
+		bytes += kv.first.size() + kv.second.size();
+	EXPECT_LE(bytes, kMaxResponseHeaderBytes);
+	EXPECT_GT(bytes, kMaxResponseHeaderBytes - 1100);
+	/* folding cannot grow a header past the bound either */
+	for (int i = 0; i < 200; i++)
+		collect_response_header(h, " " + big + "\r\n");
+	bytes = 0;
+	for (const auto &kv : h)
+		bytes += kv.first.size() + kv.second.size();
+	EXPECT_LE(bytes, kMaxResponseHeaderBytes + 1); /* + the space a folded line brings */
+}
+
+TEST(SidecarAttempt, CurlTimeout)
+{
+	EXPECT_EQ(curl_timeout_sec(0), 60);
+	EXPECT_EQ(curl_timeout_sec(1), 1);
+	EXPECT_EQ(curl_timeout_sec(60), 60);
+	EXPECT_EQ(curl_timeout_sec(2147483), 2147483);
+	EXPECT_EQ(curl_timeout_sec(2147484), 2147483);
+	EXPECT_EQ(curl_timeout_sec(UINT32_MAX), 2147483);
+	/* curl takes every value curl_timeout_sec gives */
+	CURL *h = curl_easy_init();
+	ASSERT_NE(h, nullptr);
+	for (uint32_t t : {0u, 1u, 2147483u, 2147484u, 3000000u, uint32_t(INT32_MAX), UINT32_MAX})
+		EXPECT_EQ(curl_easy_setopt(h, CURLOPT_TIMEOUT, curl_timeout_sec(t)), CURLE_OK) << t;
+	EXPECT_EQ(curl_easy_setopt(h, CURLOPT_TIMEOUT, 3000000L), CURLE_BAD_FUNCTION_ARGUMENT);
+	curl_easy_cleanup(h);
 }
