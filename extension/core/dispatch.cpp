@@ -46,7 +46,10 @@ decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retrie
 		return d;
 	}
 	uint64_t attempts = uint64_t(tries_before) + 1;
-	if (outcome.retry_after_sec >= 0 && attempts < max_retry_after_attempts) {
+	/* As Hasura (parseRetryHeader keeps only values > 0): a Retry-After of 0 or of a date already
+	 * past is no reason to retry beyond num_retries; honouring it would let a failing webhook have
+	 * an event retried at once, max_retry_after_attempts times in a row. */
+	if (outcome.retry_after_sec > 0 && attempts < max_retry_after_attempts) {
 		d.kind = RetryDecision::Kind::Retry;
 		/* a webhook's Retry-After is not trusted beyond a day */
 		d.delay_sec = std::min<int64_t>(outcome.retry_after_sec, kMaxRetryAfterSec);

@@ -150,8 +150,13 @@ TEST(RetryPolicy, RetryAfterBeyondNumRetriesButBounded)
 	/* a webhook cannot schedule a retry beyond a day */
 	EXPECT_EQ(decide(outcome(proto::OutcomeKind::HttpError, 503, int64_t(1) << 40), 0, 0, 10, 100).delay_sec,
 			  kMaxRetryAfterSec);
-	/* Retry-After 0 retries at once */
-	EXPECT_EQ(decide(outcome(proto::OutcomeKind::HttpError, 429, 0), 0, 0, 10, 100).delay_sec, 0);
+	/* Retry-After 0 (or a date already past) counts as none, as in Hasura: num_retries decides,
+	 * and the delay is interval_sec */
+	EXPECT_EQ(decide(outcome(proto::OutcomeKind::HttpError, 429, 0), 0, 0, 10, 100).kind, RetryDecision::Kind::Dead);
+	auto zero = decide(outcome(proto::OutcomeKind::HttpError, 429, 0), 0, 1, 10, 100);
+	EXPECT_EQ(zero.kind, RetryDecision::Kind::Retry);
+	EXPECT_EQ(zero.delay_sec, 10);
+	EXPECT_EQ(decide(outcome(proto::OutcomeKind::HttpError, 429, 1), 0, 0, 10, 100).delay_sec, 1);
 }
 
 TEST(InvocationJson, WebhookResponse)
