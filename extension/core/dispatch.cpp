@@ -36,6 +36,10 @@ struct Dispatch::Claim {
 	int conn_id; /* -1 once the outcome is in records_ */
 };
 
+/* Frames the sidecar did not ask for (Stats) or that answer its own Pings are not buffered beyond
+ * this much unsent output: a sidecar that stopped reading must not grow the buffer for ever. */
+constexpr size_t kMaxBufferedUnasked = 1 << 20;
+
 RetryDecision
 decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
 	   uint32_t max_retry_after_attempts)
@@ -175,7 +179,10 @@ Dispatch::handle(Connection &c, proto::Message &msg)
 	} else if (auto *outcome = std::get_if<proto::Outcome>(&msg)) {
 		handle_outcome(c, *outcome);
 	} else if (auto *ping = std::get_if<proto::Ping>(&msg)) {
-		proto::encode(proto::Pong{ping->token}, c.out);
+		/* as for Stats: a sidecar that pings but does not read gets no answer, so that its Pings
+		 * cannot make the buffer grow without bound */
+		if (c.out.size() < kMaxBufferedUnasked)
+			proto::encode(proto::Pong{ping->token}, c.out);
 	} else if (std::holds_alternative<proto::Pong>(msg)) {
 		/* nothing */
 	} else if (std::holds_alternative<proto::Goodbye>(msg)) {
@@ -368,8 +375,6 @@ Dispatch::ready_connections() const
 	return n;
 }
 
-constexpr size_t kMaxBufferedForStats = 1 << 20;
-
 void
 Dispatch::broadcast_stats(uint64_t worker_restarts, const TriggerStatsView *triggers, size_t n)
 {
@@ -389,7 +394,7 @@ Dispatch::broadcast_stats(uint64_t worker_restarts, const TriggerStatsView *trig
 	for (auto &kv : conns_) {
 		Connection &c = *kv.second;
 		/* a sidecar that stopped reading gets no more Stats: its buffer must not grow for ever */
-		if (c.welcomed && c.close_reason.empty() && c.out.size() < kMaxBufferedForStats)
+		if (c.welcomed && c.close_reason.empty() && c.out.size() < kMaxBufferedUnasked)
 			c.out += frame;
 	}
 }
