@@ -23,6 +23,11 @@ struct Dispatch::Connection {
 	uint64_t credits = 0;
 	std::string sidecar_id;
 	std::string close_reason; /* non-empty: close it */
+	/* silence (check_silence): when it last sent a byte; when it got a Deliver first since then
+	 * (-1: not since); whether it was pinged since */
+	int64_t heard_ms = 0;
+	int64_t work_since_ms = -1;
+	bool pinged = false;
 	explicit Connection(int id_, uint32_t max_frame) : id(id_), reader(max_frame) {}
 };
 
@@ -117,6 +122,7 @@ void
 Dispatch::add_connection(int conn_id)
 {
 	conns_[conn_id] = std::make_unique<Connection>(conn_id, config_.max_frame);
+	conns_[conn_id]->heard_ms = now_ms_;
 }
 
 void
@@ -135,6 +141,9 @@ Dispatch::on_bytes(int conn_id, const char *data, size_t len)
 	Connection &c = *it->second;
 	if (!c.close_reason.empty())
 		return;
+	c.heard_ms = now_ms_;
+	c.work_since_ms = -1;
+	c.pinged = false;
 	c.reader.feed(data, len);
 	for (;;) {
 		proto::Message msg;
@@ -340,6 +349,8 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 		d.created_at_ms = e.created_at_ms;
 		proto::encode(d, target->out);
 		target->credits--;
+		if (target->work_since_ms < 0)
+			target->work_since_ms = now_ms_;
 
 		auto claim = std::make_unique<Claim>();
 		claim->trigger_name = e.trigger_name;
@@ -352,6 +363,41 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 		claims_[e.id] = std::move(claim);
 	}
 	return n;
+}
+
+/*
+ * check_silence: the claims a sidecar holds wait for it alone, so a sidecar that stopped (SIGSTOP,
+ * a hung loop, a stuck stderr) without closing its socket would keep them for ever. Silence is
+ * counted from the later of its last byte and the first Deliver it got since: a sidecar that was
+ * idle for an hour is not silent the moment it gets work. After a third of silence_ms it gets a
+ * Ping, which a live sidecar answers at once whatever its webhooks are doing; after silence_ms it
+ * is failed and its claims go back to the queue when the Postgres side closes it.
+ */
+size_t
+Dispatch::check_silence(int64_t silence_ms)
+{
+	std::map<int, size_t> held;
+	for (const auto &kv : claims_)
+		if (kv.second->conn_id >= 0)
+			held[kv.second->conn_id]++;
+	size_t failed = 0;
+	for (auto &kv : conns_) {
+		Connection &c = *kv.second;
+		auto h = held.find(c.id);
+		if (!c.close_reason.empty() || h == held.end())
+			continue;
+		int64_t since = std::max(c.heard_ms, c.work_since_ms);
+		int64_t silent = now_ms_ - since;
+		if (silent >= silence_ms) {
+			fail(c, "the sidecar holds " + std::to_string(h->second) + " events and has sent nothing for " +
+						std::to_string(silent / 1000) + " s (hasura_events.sidecar_timeout)");
+			failed++;
+		} else if (silent >= silence_ms / 3 && !c.pinged) {
+			proto::encode(proto::Ping{uint64_t(now_ms_)}, c.out);
+			c.pinged = true;
+		}
+	}
+	return failed;
 }
 
 void

@@ -121,6 +121,17 @@ public:
 		config_ = config;
 	}
 
+	/* The time in milliseconds of a monotonic clock, for check_silence; the Postgres side sets it
+	 * at every turn of its loop, before feeding bytes or handing out events. */
+	void
+	set_now(int64_t now_ms)
+	{
+		now_ms_ = now_ms;
+	}
+	/* Sidecars that hold claims and have sent nothing: a Ping after a third of silence_ms, failed
+	 * (wants_close) after silence_ms. Returns how many it failed. */
+	size_t check_silence(int64_t silence_ms);
+
 	/* A sidecar connected (the socket was accepted and the peer checked). */
 	void add_connection(int conn_id);
 	/* Bytes arrived from conn_id; frames are processed at once. */
@@ -205,6 +216,7 @@ private:
 	std::vector<proto::FetchSample> fetch_samples_; /* since the last Stats */
 	DispatchStats stats_;
 	int rr_ = 0; /* round robin start among connections */
+	int64_t now_ms_ = 0;
 };
 
 } // namespace hasura_events

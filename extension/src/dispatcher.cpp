@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -991,6 +992,16 @@ write_connection(int fd)
 	return ok;
 }
 
+/* monotonic_ms: what sidecars' silence is measured with; unlike GetCurrentTimestamp, a clock
+ * set back or forward does not make every sidecar look silent. */
+int64
+monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* list_connections: the sidecar sockets, and whether each has output waiting. */
 int
 list_connections(int fds[kMaxConnections], bool has_output[kMaxConnections])
@@ -1146,6 +1157,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 	TimestampTz next_stats =
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hasura_events_stats_log_interval_s * 1000L);
 	TimestampTz next_metrics = GetCurrentTimestamp();
+	int64 next_silence_check_ms = monotonic_ms();
 
 	while (!hasura_events_got_sigterm) {
 		MemoryContextSwitchTo(loop_ctx);
@@ -1171,11 +1183,15 @@ hasura_events_dispatcher_main(Datum main_arg)
 		}
 		long timeout_ms;
 		TimestampTz now = GetCurrentTimestamp();
+		size_t inflight = 0;
+		DISPATCH_GUARD("counting claims", inflight = dispatch->inflight());
 		if (plan.want && room > 0 && !hasura_events_paused)
 			timeout_ms = 0;
 		else {
 			TimestampTz next = Min(Min(next_retry_check, next_stats), next_metrics);
 			timeout_ms = Max(0L, (long)((next - now) / 1000));
+			if (inflight > 0) /* sidecars hold events: their silence is checked every second */
+				timeout_ms = Min(timeout_ms, Max(0L, (long)(next_silence_check_ms - monotonic_ms())));
 		}
 
 		WaitEventSet *set = CreateWaitEventSet(loop_ctx, 3 + nconn);
@@ -1197,6 +1213,8 @@ hasura_events_dispatcher_main(Datum main_arg)
 		}
 		if (hasura_events_got_sigterm)
 			break;
+		int64 mono_now = monotonic_ms();
+		DISPATCH_GUARD("setting the clock", dispatch->set_now(mono_now));
 
 		bool accept_now = false;
 		int closed[kMaxConnections];
@@ -1223,6 +1241,12 @@ hasura_events_dispatcher_main(Datum main_arg)
 		}
 		for (int i = 0; i < nclosed; i++)
 			lose_connection(closed[i], "the sidecar disconnected", plan);
+		/* sidecars that hold events and went silent (stopped, hung) are failed here, and closed
+		 * below: their events go back to the queue */
+		if (mono_now >= next_silence_check_ms) {
+			DISPATCH_GUARD("checking silent sidecars", dispatch->check_silence(hasura_events_sidecar_timeout_ms));
+			next_silence_check_ms = mono_now + 1000;
+		}
 		/* protocol errors: the Dispatch asks for the close, with a reason */
 		for (int i = 0; i < nconn; i++) {
 			char why[512] = "";

@@ -21,6 +21,7 @@ int hasura_events_stats_log_interval_s = 600;
 int hasura_events_max_retry_after_attempts = 100;
 char *hasura_events_allowed_peer_uids = NULL;
 int hasura_events_metrics_interval_ms = 5000;
+int hasura_events_sidecar_timeout_ms = 30000;
 int hasura_events_log_attempts = LOG_ATTEMPTS_FAILURES;
 
 static const struct config_enum_entry log_attempts_options[] = {
@@ -46,6 +47,12 @@ hasura_events_define_gucs(void)
 							&hasura_events_max_inflight, 1000, 1, 1000000, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("hasura_events.retry_check_interval", "How often due retries are looked for.", NULL,
 							&hasura_events_retry_check_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("hasura_events.sidecar_timeout",
+							"How long a sidecar holding events may send nothing before its connection is closed.",
+							"A third of the way in the dispatcher pings it, and a live sidecar answers at once; one "
+							"that stays silent (stopped, hung) is disconnected and its events go back to the queue.",
+							&hasura_events_sidecar_timeout_ms, 30000, 1000, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("hasura_events.paused", "Pauses delivery: events are still recorded, none is sent.", NULL,
 							 &hasura_events_paused, false, PGC_SIGHUP, 0, NULL, NULL, NULL);

@@ -22,6 +22,7 @@ extern char *hasura_events_socket_path;
 extern int hasura_events_batch_size;
 extern int hasura_events_max_inflight;
 extern int hasura_events_retry_check_interval_ms;
+extern int hasura_events_sidecar_timeout_ms;
 extern bool hasura_events_paused;
 extern int hasura_events_stats_log_interval_s;
 extern int hasura_events_max_retry_after_attempts;

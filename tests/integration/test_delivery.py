@@ -517,6 +517,34 @@ def two_sidecars_share_the_work():
 
 
 @test
+def stopped_sidecar_gives_its_events_back():
+    # A sidecar stopped (SIGSTOP) while it holds events keeps its socket open, so nothing tells the
+    # dispatcher it is gone. After hasura_events.sidecar_timeout of silence (a Ping unanswered)
+    # the dispatcher closes it, and another sidecar delivers the events.
+    with Env(extra_conf=["hasura_events.sidecar_timeout = '3s'"]) as env:
+        c = env.cluster
+        second = None
+        try:
+            setup_db(c)
+            create_trigger(c, "held", env.url("/slow/2"), retry_conf={"num_retries": 0})
+            c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 3) g")
+            wait_for(lambda: len(env.receiver.requests()) == 3, what="3 requests in flight")
+            env.sidecar.kill(signal.SIGSTOP)
+            second = Sidecar(c)
+            wait_for(lambda: "has sent nothing for 3 s" in c.server_log(), timeout=15, what="silent sidecar closed")
+            assert "sidecar connection closed: the sidecar holds 3 events" in c.server_log(), c.server_log()[-2000:]
+            wait_for(lambda: all_delivered(c, "held", 3), timeout=20, what="3 delivered by the second sidecar")
+            assert event_states(c, "held") == [["t", "f", "1"]] * 3, event_states(c, "held")
+            assert '"attempt"' in second.output(), "the second sidecar delivered nothing"
+            assert len(env.receiver.requests()) == 6, len(env.receiver.requests())
+        finally:
+            env.sidecar.kill(signal.SIGCONT)
+            os.kill(env.sidecar.proc.pid, signal.SIGCONT)  # runuser stops itself when its child stops
+            if second:
+                second.stop()
+
+
+@test
 def foreign_os_user_is_refused():
     if not IS_ROOT:
         raise Skip("needs root to run a sidecar as another OS user")

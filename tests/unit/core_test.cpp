@@ -469,3 +469,77 @@ TEST(Dispatch, PingPongAndStatsJson)
 	EXPECT_NE(d.stats_json().find("\"num_events_fetched\": 7"), std::string::npos);
 	EXPECT_NE(d.stats_json().find("\"type\": \"event-trigger-process\""), std::string::npos);
 }
+
+/* A sidecar that holds claims and says nothing gets a Ping after a third of the timeout and is
+ * closed after all of it; one without claims is left alone, however long it is quiet. */
+TEST(Dispatch, SilentSidecarWithClaimsIsClosed)
+{
+	const int64_t kSec = 1000, kTimeout = 30 * kSec;
+	Dispatch d(config());
+	d.set_now(0);
+	FakeSidecar s(d, 1);
+	s.handshake(10);
+	std::string why;
+	/* quiet for 100 s without claims: nothing happens */
+	d.set_now(100 * kSec);
+	EXPECT_EQ(d.check_silence(kTimeout), 0u);
+	EXPECT_TRUE(s.received().empty());
+	EXPECT_FALSE(d.wants_close(1, why));
+	/* work arrives: the silence counts from now, not from the last byte 100 s ago */
+	Events ev(2);
+	EXPECT_EQ(d.hand_out(ev.views.data(), ev.views.size()), 2u);
+	EXPECT_EQ(s.received().size(), 2u);
+	d.set_now(105 * kSec);
+	EXPECT_EQ(d.check_silence(kTimeout), 0u);
+	EXPECT_TRUE(s.received().empty());
+	d.set_now(111 * kSec);
+	EXPECT_EQ(d.check_silence(kTimeout), 0u);
+	auto msgs = s.received();
+	ASSERT_EQ(msgs.size(), 1u);
+	ASSERT_TRUE(std::holds_alternative<proto::Ping>(msgs[0]));
+	d.set_now(112 * kSec);
+	EXPECT_EQ(d.check_silence(kTimeout), 0u);
+	EXPECT_TRUE(s.received().empty()); /* one Ping until it answers */
+	/* it answers: quiet again from here */
+	d.set_now(126 * kSec);
+	s.send(proto::Pong{std::get<proto::Ping>(msgs[0]).token});
+	d.set_now(150 * kSec);
+	EXPECT_EQ(d.check_silence(kTimeout), 0u);
+	msgs = s.received();
+	ASSERT_EQ(msgs.size(), 1u); /* pinged again, 24 s after its Pong */
+	EXPECT_FALSE(d.wants_close(1, why));
+	/* no answer this time: closed 30 s after its last byte, its 2 events back to the queue */
+	d.set_now(155 * kSec);
+	EXPECT_EQ(d.check_silence(kTimeout), 0u);
+	d.set_now(156 * kSec);
+	EXPECT_EQ(d.check_silence(kTimeout), 1u);
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_NE(why.find("holds 2 events and has sent nothing for 30 s"), std::string::npos) << why;
+	EXPECT_EQ(d.check_silence(kTimeout), 0u); /* failed once */
+	EXPECT_EQ(d.remove_connection(1), 2u);
+	EXPECT_EQ(d.inflight(), 0u);
+}
+
+/* A sidecar that reported its outcomes holds nothing, so its silence afterwards does not matter. */
+TEST(Dispatch, SilenceWithoutClaimsIsFine)
+{
+	Dispatch d(config());
+	d.set_now(0);
+	FakeSidecar s(d, 1);
+	s.handshake(10);
+	Events ev(1);
+	d.hand_out(ev.views.data(), 1);
+	s.received();
+	proto::Outcome o;
+	o.event_id = "e0";
+	o.kind = proto::OutcomeKind::Delivered;
+	o.http_status = 200;
+	d.set_now(1000);
+	s.send(o);
+	d.clear_records();
+	d.set_now(3600 * 1000);
+	EXPECT_EQ(d.check_silence(30000), 0u);
+	EXPECT_TRUE(s.received().empty());
+	std::string why;
+	EXPECT_FALSE(d.wants_close(1, why));
+}
