@@ -260,9 +260,13 @@ const char *const kOutcomeSql =
 	"       trigger_name = e.trigger_name, "
 	"       next_retry_at = CASE WHEN v.delay >= 0 THEN pg_catalog.now() + pg_catalog.make_interval(secs => v.delay) "
 	"END "
-	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bool[]), pg_catalog.unnest($3::float8[])) "
-	"       AS v(id, dead, delay) "
-	" WHERE e.id = v.id";
+	"  FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::bool[]), pg_catalog.unnest($3::float8[]), "
+	"                  pg_catalog.unnest($4::int4[])) "
+	"       AS v(id, dead, delay, tries_before) "
+	/* the decision was made from the tries the claim saw: if they changed since (a
+	 * pg_redeliver_event reset the event while this attempt ran), the reset stands and the event
+	 * is delivered again, instead of being marked dead or scheduled from the old count */
+	" WHERE e.id = v.id AND e.tries = v.tries_before";
 
 /*
  * The outcome update of the delivered events of a batch, nearly all of them in a drain: the same
@@ -681,8 +685,8 @@ record_outcomes(void)
 	bool gone = !begin_tx("hasura_events: recording outcomes");
 	if (!gone) {
 		if (outcome_plan == NULL) {
-			Oid t1[3] = {TEXTARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID};
-			outcome_plan = keep_plan(kOutcomeSql, 3, t1);
+			Oid t1[4] = {TEXTARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID};
+			outcome_plan = keep_plan(kOutcomeSql, 4, t1);
 			Oid t3[1] = {TEXTARRAYOID};
 			delivered_plan = keep_plan(kDeliveredSql, 1, t3);
 			Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONARRAYOID, JSONARRAYOID};
@@ -693,6 +697,7 @@ record_outcomes(void)
 		bool *delivered = (bool *)palloc(sizeof(bool) * n);
 		Datum *dead = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *delay = (Datum *)palloc(sizeof(Datum) * n);
+		Datum *tries_before = (Datum *)palloc(sizeof(Datum) * n);
 		/* split below: the delivered events' ids (kDeliveredSql), the others' (kOutcomeSql) */
 		Datum *delivered_ids = (Datum *)palloc(sizeof(Datum) * n);
 		Datum *other_ids = (Datum *)palloc(sizeof(Datum) * n);
@@ -710,6 +715,7 @@ record_outcomes(void)
 			delivered[i] = r.delivered;
 			dead[i] = BoolGetDatum(r.dead);
 			delay[i] = Float8GetDatum((double)r.retry_delay_sec);
+			tries_before[i] = Int32GetDatum((int32)(r.attempt - 1));
 			status[i] = Int32GetDatum(r.http_status);
 			status_null[i] = r.http_status <= 0;
 			request[i] = CStringGetTextDatum(r.request_json);
@@ -723,6 +729,7 @@ record_outcomes(void)
 				other_ids[nother] = ids[i];
 				dead[nother] = dead[i];
 				delay[nother] = delay[i];
+				tries_before[nother] = tries_before[i];
 				nother++;
 			}
 		}
@@ -737,10 +744,11 @@ record_outcomes(void)
 				elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
 		}
 		if (nother > 0) {
-			Datum a1[3] = {
+			Datum a1[4] = {
 				PointerGetDatum(construct_array(other_ids, nother, TEXTOID, -1, false, TYPALIGN_INT)),
 				PointerGetDatum(construct_array(dead, nother, BOOLOID, 1, true, TYPALIGN_CHAR)),
 				PointerGetDatum(construct_array(delay, nother, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+				PointerGetDatum(construct_array(tries_before, nother, INT4OID, 4, true, TYPALIGN_INT)),
 			};
 			rc = SPI_execute_plan(outcome_plan, a1, NULL, false, 0);
 			if (rc != SPI_OK_UPDATE)

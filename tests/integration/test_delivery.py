@@ -188,6 +188,26 @@ def retry_after_is_honoured_and_bounded():
 
 
 @test
+def redeliver_during_an_attempt_wins_over_its_failure():
+    # pg_redeliver_event resets an event (tries 0) while its second attempt is running; that
+    # attempt then fails. Its outcome was decided from tries 1 (dead, num_retries 1): recorded, it
+    # would undo the reset. It is not: the event is delivered again from tries 0, and ends dead
+    # only after two more attempts. The invocation logs keep all four attempts.
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "rd", env.url("/slow-fail/1.5"), retry_conf={"num_retries": 1, "interval_sec": 1})
+        c.psql("INSERT INTO t VALUES (1, 'a')")
+        wait_for(lambda: len(env.receiver.requests()) == 2, timeout=15, what="the second attempt started")
+        event_id = c.scalar("SELECT id FROM hdb_catalog.event_log WHERE trigger_name = 'rd'")
+        assert event_states(c, "rd") == [["f", "f", "1"]], event_states(c, "rd")
+        c.psql(f"SELECT hasura_events.redeliver_event('{event_id}')")
+        wait_for(lambda: event_states(c, "rd") == [["f", "t", "2"]], timeout=30, what="dead after two more attempts")
+        assert len(env.receiver.requests()) == 4, len(env.receiver.requests())
+        assert c.scalar("SELECT count(*) FROM hdb_catalog.event_invocation_logs") == "4"
+
+
+@test
 def timeout_is_a_failed_attempt():
     with Env() as env:
         c = env.cluster

@@ -9,6 +9,7 @@ A webhook receiver for tests (standard library only). Appends one JSON line per 
   /fail-then-ok       500 for the first request of each event id (the body's "id"), then 200
   /retry-after/N      503 with Retry-After: N
   /slow/N             sleeps N seconds (may be fractional), then 200
+  /slow-fail/N        sleeps N seconds, then 500
   /folded             200 with an obsolete folded header: X-Folded: first, then continuation
                       lines "  second", " " (blanks only), "\tthird"
   anything else       404
@@ -68,6 +69,9 @@ class Handler(BaseHTTPRequestHandler):
             status, extra = 503, {"Retry-After": parts[1]}
         elif parts[0] == "folded":
             status = 200
+        elif parts[0] == "slow-fail" and len(parts) > 1:
+            time.sleep(float(parts[1]))
+            status = 500
         elif parts[0] == "slow" and len(parts) > 1:
             try:
                 time.sleep(float(parts[1]))
