@@ -1046,6 +1046,7 @@ dispatcher_exit(int code, Datum arg)
 		SpinLockAcquire(&hasura_events_shmem->mutex);
 		my_slot->pid = 0;
 		my_slot->latch = NULL;
+		my_slot->serving = false;
 		Latch *launcher = hasura_events_shmem->launcher_latch;
 		SpinLockRelease(&hasura_events_shmem->mutex);
 		/* a launcher that did not start us (it restarted since) gets no exit notice otherwise */
@@ -1151,6 +1152,12 @@ hasura_events_dispatcher_main(Datum main_arg)
 	CommitTransactionCommand();
 	if (!present || !serves)
 		leave_for_good();
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	my_slot->serving = true; /* if the launcher was looking at this database, that look is over */
+	Latch *launcher = hasura_events_shmem->launcher_latch;
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	if (launcher != NULL)
+		SetLatch(launcher); /* it may go on with the next database */
 
 	open_listen_socket(dboid);
 	DISPATCH_GUARD("creating the dispatcher state", dispatch = new Dispatch(dispatcher_config(dbname)));

@@ -4,12 +4,13 @@
  * The launcher: one static background worker per cluster that starts a dispatcher for every
  * database that has the extension, and restarts one that died.
  *
- * How it finds the databases: at start it asks for a dispatcher in every database that accepts
- * connections; a dispatcher that finds no extension marks its database and exits at once. After
- * that only requests start dispatchers: CREATE EXTENSION, and the commit of a transaction that
- * recorded events in a database without a running dispatcher (wake.cpp), so a database where
- * the extension is created later, or restored, is served without any polling. DROP DATABASE
- * stops the database's dispatcher first (module.cpp's utility hook) so it never blocks the drop.
+ * How it finds the databases: at start it looks at every database that accepts connections, a
+ * few at a time (continue_look): a dispatcher that finds no extension marks its database and
+ * exits at once, which frees its slot for the next one. After that only requests start
+ * dispatchers: CREATE EXTENSION, and the commit of a transaction that recorded events in a
+ * database without a running dispatcher (wake.cpp), so a database where the extension is created
+ * later, or restored, is served without any polling. DROP DATABASE stops the database's
+ * dispatcher first (module.cpp's utility hook) so it never blocks the drop.
  */
 extern "C" {
 #include "postgres.h"
@@ -22,12 +23,14 @@ extern "C" {
 #include "catalog/pg_database.h"
 #include "libpq/pqsignal.h"
 #include "miscadmin.h"
+#include "nodes/pg_list.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 }
@@ -44,24 +47,72 @@ TimestampTz last_start[HASURA_EVENTS_MAX_DATABASES];
 
 constexpr int kRestartDelayMs = 1000;
 
-/* request_all_databases: a dispatcher is wanted in every database that accepts connections. */
+/*
+ * The look at every database, at start and again after a request found every slot taken: a
+ * dispatcher is started in each database that accepts connections and has no slot yet; one that
+ * finds no extension marks its slot and exits, and manage_dispatchers frees the slot. At most
+ * kMaxLooks at a time, so that the look leaves worker processes to others (parallel query, other
+ * extensions), and never more than the free slots: with more databases than slots, each one is
+ * looked at in turn, and a backlog in the last one is found without a new event there.
+ */
+constexpr int kMaxLooks = 2;
+List *to_look = NIL;                      /* databases still to look at (TopMemoryContext) */
+Oid looking[HASURA_EVENTS_MAX_DATABASES]; /* the database a look put in slot i, while it runs */
+
+/* list_databases: every database that accepts connections is to be looked at. */
 void
-request_all_databases(void)
+list_databases(void)
 {
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	Relation rel = table_open(DatabaseRelationId, AccessShareLock);
 	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
 	HeapTuple tup;
+	List *dbs = NIL;
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
 		Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
-		if (db->datallowconn && !db->datistemplate)
-			hasura_events_request_dispatcher(db->oid);
+		if (db->datallowconn && !db->datistemplate) {
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+			dbs = lappend_oid(dbs, db->oid);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	list_free(to_look);
+	to_look = dbs;
+}
+
+/* continue_look: takes slots for the next databases to look at, as far as the limits allow. */
+void
+continue_look(void)
+{
+	int running = 0;
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
+		DispatcherSlot *s = &hasura_events_shmem->slots[i];
+		if (!OidIsValid(looking[i]))
+			continue;
+		if (s->dboid != looking[i] || s->serving)
+			looking[i] = InvalidOid; /* freed (no extension there) or served: that look is over */
+		else
+			running++;
+	}
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	while (running < kMaxLooks && to_look != NIL) {
+		Oid dboid = linitial_oid(to_look);
+		bool no_slot;
+		int i = hasura_events_look_at_database(dboid, &no_slot);
+		if (no_slot)
+			return; /* every slot is taken: go on when one frees up (a dispatcher exit wakes us) */
+		to_look = list_delete_first(to_look);
+		if (i >= 0) {
+			looking[i] = dboid;
+			running++;
+		}
+	}
 }
 
 bool
@@ -176,10 +227,18 @@ hasura_events_launcher_main(Datum main_arg)
 	SpinLockRelease(&hasura_events_shmem->mutex);
 	before_shmem_exit(launcher_exit, 0);
 
-	request_all_databases();
+	list_databases();
 
 	while (!hasura_events_got_sigterm) {
-		bool retry_later = manage_dispatchers();
+		SpinLockAcquire(&hasura_events_shmem->mutex);
+		bool overflowed = hasura_events_shmem->slots_overflowed;
+		hasura_events_shmem->slots_overflowed = false;
+		SpinLockRelease(&hasura_events_shmem->mutex);
+		if (overflowed)
+			list_databases();
+		bool retry_later = manage_dispatchers(); /* frees the slots of finished looks */
+		continue_look();
+		retry_later |= manage_dispatchers(); /* starts the looks just asked for */
 		int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (retry_later ? WL_TIMEOUT : 0),
 						   retry_later ? kRestartDelayMs : -1L, PG_WAIT_EXTENSION);
 		(void)rc;

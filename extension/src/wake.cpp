@@ -85,8 +85,35 @@ hasura_events_shmem_init(void)
 }
 
 /*
+ * find_slot: the slot of dboid, or else the first free one (*taken then says so), or NULL when
+ * every slot belongs to another database. Call with the mutex held.
+ */
+static DispatcherSlot *
+find_slot(Oid dboid, bool *taken)
+{
+	DispatcherSlot *free_slot = NULL;
+	*taken = false;
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
+		DispatcherSlot *s = &hasura_events_shmem->slots[i];
+		if (s->dboid == dboid)
+			return s;
+		if (s->dboid == InvalidOid && free_slot == NULL)
+			free_slot = s;
+	}
+	if (free_slot != NULL) {
+		memset(free_slot, 0, sizeof(*free_slot));
+		free_slot->dboid = dboid;
+		free_slot->wanted = true;
+		*taken = true;
+	}
+	return free_slot;
+}
+
+/*
  * hasura_events_request_dispatcher: wakes the dispatcher of dboid, or, when none runs, marks the
- * database as wanting one and wakes the launcher.
+ * database as wanting one and wakes the launcher. When every slot is taken, the launcher is told
+ * to look at every database again once slots free up (most often they are held for a moment by
+ * its look at databases without the extension).
  */
 void
 hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor)
@@ -94,23 +121,9 @@ hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor)
 	if (hasura_events_shmem == NULL)
 		return;
 	Latch *wake = NULL;
+	bool taken;
 	SpinLockAcquire(&hasura_events_shmem->mutex);
-	DispatcherSlot *slot = NULL;
-	DispatcherSlot *free_slot = NULL;
-	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
-		DispatcherSlot *s = &hasura_events_shmem->slots[i];
-		if (s->dboid == dboid) {
-			slot = s;
-			break;
-		}
-		if (s->dboid == InvalidOid && free_slot == NULL)
-			free_slot = s;
-	}
-	if (slot == NULL && free_slot != NULL) {
-		slot = free_slot;
-		memset(slot, 0, sizeof(*slot));
-		slot->dboid = dboid;
-	}
+	DispatcherSlot *slot = find_slot(dboid, &taken);
 	if (slot != NULL) {
 		slot->requests++;
 		slot->committed_floor = Min(slot->committed_floor, committed_floor);
@@ -124,13 +137,36 @@ hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor)
 			slot->no_extension = false;
 			wake = hasura_events_shmem->launcher_latch;
 		}
+	} else {
+		hasura_events_shmem->slots_overflowed = true;
+		wake = hasura_events_shmem->launcher_latch;
 	}
 	SpinLockRelease(&hasura_events_shmem->mutex);
 	if (slot == NULL)
-		ereport(WARNING, (errmsg("hasura_events: more than %d databases use the extension; no dispatcher for this one",
-								 HASURA_EVENTS_MAX_DATABASES)));
+		ereport(WARNING,
+				(errmsg("hasura_events: all %d dispatcher slots are taken; database %u waits for one",
+						HASURA_EVENTS_MAX_DATABASES, dboid),
+				 errhint("The launcher looks at this database again when a slot frees up. At most %d databases "
+						 "with the extension are served at once.",
+						 HASURA_EVENTS_MAX_DATABASES)));
 	if (wake != NULL)
 		SetLatch(wake);
+}
+
+/*
+ * hasura_events_look_at_database: the launcher's look at a database that may not have the
+ * extension: a dispatcher is wanted there unless the database has a slot already. Returns the
+ * slot it took, or -1 when it took none (*no_slot: because every slot is taken).
+ */
+int
+hasura_events_look_at_database(Oid dboid, bool *no_slot)
+{
+	bool taken;
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	DispatcherSlot *slot = find_slot(dboid, &taken);
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	*no_slot = slot == NULL;
+	return taken ? (int)(slot - hasura_events_shmem->slots) : -1;
 }
 
 static void

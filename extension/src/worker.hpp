@@ -45,6 +45,7 @@ typedef struct DispatcherSlot {
 	bool dropping;       /* DROP DATABASE in progress: do not start one */
 	bool no_extension;   /* last dispatcher found no extension: start only when wanted */
 	bool commit_wakeups; /* the running dispatcher could claim now: commits should wake it */
+	bool serving;        /* the running dispatcher found the extension and stays */
 	uint64 requests;     /* hasura_events_request_dispatcher calls, to spot one during start-up */
 	/* the lowest created_at of fresh events committed since the dispatcher last looked (DT_NOEND:
 	 * none); DT_NOBEGIN when an event came back with its old created_at (redeliver) */
@@ -66,6 +67,7 @@ typedef struct HasuraEventsShmem {
 	slock_t mutex;
 	Latch *launcher_latch;
 	pid_t launcher_pid;
+	bool slots_overflowed; /* a request found every slot taken: the launcher looks at every database again */
 	DispatcherSlot slots[HASURA_EVENTS_MAX_DATABASES];
 } HasuraEventsShmem;
 
@@ -78,6 +80,8 @@ extern void hasura_events_handle_sigterm(SIGNAL_ARGS);
 
 /* Asks the launcher for a dispatcher in database dboid (and wakes the running one). */
 extern void hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor = DT_NOBEGIN);
+/* The launcher's look at a database (wake.cpp): the slot taken for it, or -1. */
+extern int hasura_events_look_at_database(Oid dboid, bool *no_slot);
 
 /* launcher.cpp / dispatcher.cpp */
 extern void hasura_events_register_launcher(void);

@@ -675,6 +675,58 @@ def launcher_and_dispatcher_come_back_after_termination():
 
 
 @test
+def a_backlog_behind_many_databases_is_found_at_start():
+    # More databases than dispatcher slots (64), the one with the extension last: at start the
+    # launcher must look at every database, not only at the first 64, and find its backlog
+    # without waiting for a new event there.
+    with Env() as env:
+        c = env.cluster
+        c.psql("".join(f"CREATE DATABASE plain{i};\n" for i in range(70)))
+        c.psql("CREATE DATABASE late")
+        setup_db(c, "late")
+        create_trigger(c, "late", env.url("/ok"), db="late")
+        c.psql("ALTER SYSTEM SET hasura_events.paused = on; SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 5) g", "late")
+        c.psql("ALTER SYSTEM RESET hasura_events.paused")
+        c.stop()
+        c.start()
+        wait_for(lambda: all_delivered(c, "late", 5, "late"), timeout=60, what="the backlog of the 72nd database")
+        log = c.server_log()
+        assert "more than 64 databases" not in log, "a slot shortage was reported for databases without the extension"
+        # the look at every database is done a few at a time: it leaves worker processes to others
+        assert "could not start a dispatcher" not in log, log[-3000:]
+
+
+@test
+def a_database_that_found_every_slot_taken_is_served_when_one_frees():
+    # 64 databases with the extension hold every dispatcher slot. Another one, looked at before
+    # and found without the extension, gets it and events: it is told that it waits (WARNING),
+    # and is served once a slot frees up (here by DROP DATABASE), without a new event.
+    with Env(["max_worker_processes = 80"]) as env:
+        c = env.cluster
+        c.psql("CREATE DATABASE late")  # before the others: the look at start reaches it first
+        c.psql("CREATE EXTENSION hasura_events", "template1")
+        c.psql("".join(f"CREATE DATABASE full{i};\n" for i in range(64)))
+        c.psql("DROP EXTENSION hasura_events", "template1")
+        c.stop()
+        c.start()
+        # 64 dispatchers that stay: every slot is taken, so the looks at postgres and late are over
+        wait_for(lambda: c.scalar("SELECT count(*) FROM hasura_events.worker_status WHERE dispatcher_pid IS NOT NULL",
+                                  "full0") == "64", timeout=60, what="64 dispatchers")
+        p = subprocess.run(c.psql_command("late"), capture_output=True, text=True,
+                           input="CREATE EXTENSION hasura_events; CREATE TABLE t (id int PRIMARY KEY, name text, note text);")
+        assert p.returncode == 0, p.stderr
+        assert "all 64 dispatcher slots are taken" in p.stderr, p.stderr
+        create_trigger(c, "late", env.url("/ok"), db="late")
+        c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 3) g", "late")
+        time.sleep(1.0)
+        assert c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE delivered", "late") == "0"
+        c.psql("DROP DATABASE full0")
+        wait_for(lambda: all_delivered(c, "late", 3, "late"), timeout=30, what="the 65th database served")
+
+
+@test
 def extension_in_template_does_not_block_create_database():
     with Env(sidecar=False) as env:
         c = env.cluster
