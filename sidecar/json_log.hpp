@@ -1,8 +1,10 @@
 /*
  * sidecar/json_log.hpp
  *
- * Structured logging: one JSON object per line on stderr, written with a single write() so
- * lines never interleave. Never pass resolved URLs or header values from the environment.
+ * Structured logging: one JSON object per line on stderr. Lines are written whole (one write()
+ * for one or more lines), so they never interleave; info and debug lines wait for log_flush,
+ * which the event loop calls before it waits. Never pass resolved URLs or header values from
+ * the environment.
  */
 #pragma once
 
@@ -35,17 +37,22 @@ public:
 	{
 		return level_;
 	}
-	void emit(); /* writes the line if its level is enabled */
+	void emit(); /* queues the line if its level is enabled; writes at once from warn up */
 
 private:
+	void key(std::string_view key);
+
 	LogLevel level_;
 	std::string text_;
 };
 
+/* log_flush writes the queued lines (before the event loop waits, and at exit) */
+void log_flush();
 void set_log_level(LogLevel level);
 bool log_enabled(LogLevel level);
 
 /* format_timestamp renders a Unix time in milliseconds as 2024-05-21T10:11:12.345Z */
 std::string format_timestamp(int64_t unix_ms);
+void append_timestamp(std::string &out, int64_t unix_ms);
 
 } // namespace hasura_events::sidecar

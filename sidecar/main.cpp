@@ -67,11 +67,14 @@ int
 main(int argc, char **argv)
 {
 	try {
-		return run_main(argc, argv);
+		int rc = run_main(argc, argv);
+		log_flush();
+		return rc;
 	} catch (const std::exception &e) {
 		LogLine(LogLevel::Error, "fatal error").str("error", e.what()).emit();
 		fprintf(stderr, "hasura-events-sidecar: fatal: %s\n", e.what());
 	} catch (...) {
+		log_flush();
 		fprintf(stderr, "hasura-events-sidecar: fatal: unknown exception\n");
 	}
 	return 1;

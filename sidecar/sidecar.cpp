@@ -148,7 +148,8 @@ Sidecar::run()
 				break;
 		}
 
-		/* wait */
+		/* wait: the log lines of this turn are written first, in one write */
+		log_flush();
 		fds.clear();
 		fd_conn.clear();
 		fds.push_back(curl_waitfd{signal_fd_.get(), CURL_WAIT_POLLIN, 0});

@@ -58,6 +58,11 @@ TEST(SidecarLog, Timestamp)
 {
 	EXPECT_EQ(format_timestamp(784111777123), "1994-11-06T08:49:37.123Z");
 	EXPECT_EQ(format_timestamp(0), "1970-01-01T00:00:00.000Z");
+	/* the per-second part is cached: the same second, the next one, and back */
+	EXPECT_EQ(format_timestamp(784111777999), "1994-11-06T08:49:37.999Z");
+	EXPECT_EQ(format_timestamp(784111778000), "1994-11-06T08:49:38.000Z");
+	EXPECT_EQ(format_timestamp(784111777001), "1994-11-06T08:49:37.001Z");
+	EXPECT_EQ(format_timestamp(-1), "1969-12-31T23:59:59.999Z");
 }
 
 TEST(SidecarLog, LineFormatAndLevels)
@@ -72,6 +77,70 @@ TEST(SidecarLog, LineFormatAndLevels)
 	EXPECT_TRUE(LogLine(LogLevel::Debug, "hidden").str("k", "v").text().empty());
 	EXPECT_FALSE(log_enabled(LogLevel::Debug));
 	EXPECT_TRUE(log_enabled(LogLevel::Error));
+}
+
+/* What stderr received: read from the pipe that stands in for it (non-blocking). */
+static std::string
+drain_pipe(int fd)
+{
+	std::string got;
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		got.append(buf, size_t(n));
+	return got;
+}
+
+TEST(SidecarLog, InfoLinesWaitForTheFlushWarningsDoNot)
+{
+	set_log_level(LogLevel::Info);
+	log_flush();
+	int p[2];
+	ASSERT_EQ(pipe2(p, O_NONBLOCK), 0);
+	fcntl(p[1], F_SETPIPE_SZ, 1 << 20); /* room for a whole 64 KiB queue */
+	int saved = dup(STDERR_FILENO);
+	ASSERT_GE(saved, 0);
+	ASSERT_EQ(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+
+	LogLine(LogLevel::Info, "first").emit();
+	LogLine(LogLevel::Info, "second").emit();
+	std::string before_flush = drain_pipe(p[0]);
+	log_flush();
+	std::string flushed = drain_pipe(p[0]);
+	LogLine(LogLevel::Info, "third").emit();
+	LogLine(LogLevel::Warn, "trouble").str("k", "v").emit(); /* writes the queue, in order, with it */
+	std::string with_warning = drain_pipe(p[0]);
+	log_flush(); /* nothing left */
+	std::string after = drain_pipe(p[0]);
+	/* a queue past 64 KiB is written without a flush */
+	std::string unflushed_big;
+	int lines_before_written = 0;
+	for (int i = 0; i < 2000 && unflushed_big.empty(); i++) {
+		LogLine(LogLevel::Info, "many").str("pad", std::string(100, 'x')).emit();
+		unflushed_big = drain_pipe(p[0]);
+		lines_before_written = i + 1;
+	}
+
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(p[0]);
+	close(p[1]);
+
+	EXPECT_EQ(before_flush, "");
+	EXPECT_NE(flushed.find("\"msg\":\"first\"}\n{"), std::string::npos) << flushed;
+	EXPECT_NE(flushed.find("\"msg\":\"second\"}\n"), std::string::npos) << flushed;
+	size_t third = with_warning.find("\"msg\":\"third\"}");
+	size_t trouble = with_warning.find("\"msg\":\"trouble\",\"k\":\"v\"}");
+	ASSERT_NE(third, std::string::npos) << with_warning;
+	ASSERT_NE(trouble, std::string::npos) << with_warning;
+	EXPECT_LT(third, trouble);
+	EXPECT_EQ(after, "");
+	size_t lines = 0;
+	for (char c : unflushed_big)
+		lines += c == '\n';
+	EXPECT_EQ(lines, size_t(lines_before_written));
+	EXPECT_GE(unflushed_big.size(), 64u * 1024);
+	EXPECT_LT(unflushed_big.size(), 64u * 1024 + 400);
 }
 
 TEST(SidecarDiscovery, NameMatching)
