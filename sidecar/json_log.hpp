@@ -1,10 +1,11 @@
 /*
  * sidecar/json_log.hpp
  *
- * Structured logging: one JSON object per line on stderr. Lines are written whole (one write()
- * for one or more lines), so they never interleave; info and debug lines wait for log_flush,
- * which the event loop calls before it waits. Never pass resolved URLs or header values from
- * the environment.
+ * Structured logging: one JSON object per line on stderr. Lines are written whole, one write()
+ * for one or more lines (on a pipe that other processes write too, a write above PIPE_BUF may
+ * interleave with theirs); info and debug lines wait for log_flush, which the event loop calls
+ * before it waits, so a crash loses the info lines of the loop turn it happened in. Never pass
+ * resolved URLs or header values from the environment.
  */
 #pragma once
 

@@ -1046,7 +1046,6 @@ dispatcher_exit(int code, Datum arg)
 		SpinLockAcquire(&hasura_events_shmem->mutex);
 		my_slot->pid = 0;
 		my_slot->latch = NULL;
-		my_slot->serving = false;
 		Latch *launcher = hasura_events_shmem->launcher_latch;
 		SpinLockRelease(&hasura_events_shmem->mutex);
 		/* a launcher that did not start us (it restarted since) gets no exit notice otherwise */

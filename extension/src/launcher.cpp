@@ -20,6 +20,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/stratnum.h"
 #include "catalog/pg_database.h"
 #include "libpq/pqsignal.h"
 #include "miscadmin.h"
@@ -30,6 +31,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -83,6 +85,56 @@ list_databases(void)
 	CommitTransactionCommand();
 	list_free(to_look);
 	to_look = dbs;
+}
+
+/*
+ * database_open: whether dboid still exists and accepts connections. A look or a request may name
+ * a database dropped, closed or made a template since: a dispatcher started there would fail
+ * (or block CREATE DATABASE from the template) at every restart, and keep its slot.
+ */
+bool
+database_open(Oid dboid)
+{
+	bool open = false;
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+	ScanKeyData key;
+	ScanKeyInit(&key, Anum_pg_database_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(dboid));
+	TableScanDesc scan = table_beginscan_catalog(rel, 1, &key);
+	HeapTuple tup = heap_getnext(scan, ForwardScanDirection);
+	if (tup != NULL) {
+		Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
+		open = db->datallowconn && !db->datistemplate;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return open;
+}
+
+/* look_at_waiting_first: the databases that found every slot taken go to the head of the look. */
+void
+look_at_waiting_first(void)
+{
+	Oid waiting[HASURA_EVENTS_MAX_DATABASES];
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	int n = hasura_events_shmem->nwaiting;
+	memcpy(waiting, hasura_events_shmem->waiting, sizeof(Oid) * n);
+	bool lost = hasura_events_shmem->waiting_lost;
+	hasura_events_shmem->waiting_lost = false;
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	if (lost)
+		list_databases(); /* more waited than were kept: look at every database again */
+	for (int i = 0; i < n; i++) {
+		if (to_look != NIL && linitial_oid(to_look) == waiting[i])
+			continue;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		to_look = list_delete_oid(to_look, waiting[i]);
+		to_look = lcons_oid(waiting[i], to_look);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* continue_look: takes slots for the next databases to look at, as far as the limits allow. */
@@ -168,6 +220,13 @@ manage_dispatchers(void)
 			retry_later = true; /* it died a moment ago: wait a little before the next start */
 			continue;
 		}
+		if (!database_open(dboid)) {
+			SpinLockAcquire(&hasura_events_shmem->mutex);
+			if (slot->dboid == dboid && slot->pid == 0 && !slot->dropping)
+				slot->dboid = InvalidOid; /* nothing to serve there: free the slot */
+			SpinLockRelease(&hasura_events_shmem->mutex);
+			continue;
+		}
 		if (!start_dispatcher(i, dboid)) {
 			ereport(WARNING, (errmsg("hasura_events launcher: could not start a dispatcher for database %u", dboid),
 							  errhint("Raise max_worker_processes: each database with the extension needs one.")));
@@ -230,12 +289,7 @@ hasura_events_launcher_main(Datum main_arg)
 	list_databases();
 
 	while (!hasura_events_got_sigterm) {
-		SpinLockAcquire(&hasura_events_shmem->mutex);
-		bool overflowed = hasura_events_shmem->slots_overflowed;
-		hasura_events_shmem->slots_overflowed = false;
-		SpinLockRelease(&hasura_events_shmem->mutex);
-		if (overflowed)
-			list_databases();
+		look_at_waiting_first();
 		bool retry_later = manage_dispatchers(); /* frees the slots of finished looks */
 		continue_look();
 		retry_later |= manage_dispatchers(); /* starts the looks just asked for */

@@ -47,12 +47,25 @@ static void
 stop_dispatcher_for_drop(Oid dboid)
 {
 	pid_t pid = 0;
+	bool marked = false;
 	SpinLockAcquire(&hasura_events_shmem->mutex);
 	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
 		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
 		if (slot->dboid == dboid) {
 			slot->dropping = true;
 			pid = slot->pid;
+			marked = true;
+		}
+	}
+	/* no slot yet: take a free one, marked, so that the launcher's look at every database does
+	 * not start a dispatcher there while the drop runs (finish_drop frees it) */
+	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES && !marked; i++) {
+		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
+		if (slot->dboid == InvalidOid) {
+			memset(slot, 0, sizeof(*slot));
+			slot->dboid = dboid;
+			slot->dropping = true;
+			marked = true;
 		}
 	}
 	SpinLockRelease(&hasura_events_shmem->mutex);
@@ -83,6 +96,8 @@ finish_drop(Oid dboid, bool dropped)
 		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
 		if (slot->dboid == dboid && slot->dropping) {
 			slot->dropping = false;
+			if (!dropped && !slot->wanted && slot->pid == 0)
+				slot->dboid = InvalidOid; /* the drop failed: a slot that served nothing is free again */
 			if (dropped) {
 				/* gone: no dispatcher is wanted there, and the slot is free once none runs */
 				slot->wanted = false;

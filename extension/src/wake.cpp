@@ -105,15 +105,37 @@ find_slot(Oid dboid, bool *taken)
 		free_slot->dboid = dboid;
 		free_slot->wanted = true;
 		*taken = true;
+		/* no longer waiting for a slot */
+		int n = hasura_events_shmem->nwaiting;
+		for (int i = 0; i < n; i++)
+			if (hasura_events_shmem->waiting[i] == dboid) {
+				hasura_events_shmem->waiting[i] = hasura_events_shmem->waiting[n - 1];
+				hasura_events_shmem->nwaiting = n - 1;
+				break;
+			}
 	}
 	return free_slot;
 }
 
+/* add_waiting: dboid waits for a slot; false when it already did. Call with the mutex held. */
+static bool
+add_waiting(Oid dboid)
+{
+	for (int i = 0; i < hasura_events_shmem->nwaiting; i++)
+		if (hasura_events_shmem->waiting[i] == dboid)
+			return false;
+	if (hasura_events_shmem->nwaiting < HASURA_EVENTS_MAX_DATABASES)
+		hasura_events_shmem->waiting[hasura_events_shmem->nwaiting++] = dboid;
+	else
+		hasura_events_shmem->waiting_lost = true;
+	return true;
+}
+
 /*
  * hasura_events_request_dispatcher: wakes the dispatcher of dboid, or, when none runs, marks the
- * database as wanting one and wakes the launcher. When every slot is taken, the launcher is told
- * to look at every database again once slots free up (most often they are held for a moment by
- * its look at databases without the extension).
+ * database as wanting one and wakes the launcher. When every slot is taken, the database waits
+ * for one (a WARNING the first time): the launcher looks at the waiting databases first when a
+ * slot frees up.
  */
 void
 hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor)
@@ -137,12 +159,12 @@ hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor)
 			slot->no_extension = false;
 			wake = hasura_events_shmem->launcher_latch;
 		}
-	} else {
-		hasura_events_shmem->slots_overflowed = true;
-		wake = hasura_events_shmem->launcher_latch;
 	}
+	bool first_wait = slot == NULL && add_waiting(dboid);
+	if (first_wait)
+		wake = hasura_events_shmem->launcher_latch;
 	SpinLockRelease(&hasura_events_shmem->mutex);
-	if (slot == NULL)
+	if (first_wait)
 		ereport(WARNING,
 				(errmsg("hasura_events: all %d dispatcher slots are taken; database %u waits for one",
 						HASURA_EVENTS_MAX_DATABASES, dboid),

@@ -45,7 +45,7 @@ typedef struct DispatcherSlot {
 	bool dropping;       /* DROP DATABASE in progress: do not start one */
 	bool no_extension;   /* last dispatcher found no extension: start only when wanted */
 	bool commit_wakeups; /* the running dispatcher could claim now: commits should wake it */
-	bool serving;        /* the running dispatcher found the extension and stays */
+	bool serving;        /* a dispatcher found the extension here since the slot was taken */
 	uint64 requests;     /* hasura_events_request_dispatcher calls, to spot one during start-up */
 	/* the lowest created_at of fresh events committed since the dispatcher last looked (DT_NOEND:
 	 * none); DT_NOBEGIN when an event came back with its old created_at (redeliver) */
@@ -67,7 +67,11 @@ typedef struct HasuraEventsShmem {
 	slock_t mutex;
 	Latch *launcher_latch;
 	pid_t launcher_pid;
-	bool slots_overflowed; /* a request found every slot taken: the launcher looks at every database again */
+	/* databases whose request found every slot taken, until one of them gets a slot (the
+	 * launcher looks at them first when slots free up); if more wait than fit, waiting_lost */
+	Oid waiting[HASURA_EVENTS_MAX_DATABASES];
+	int nwaiting;
+	bool waiting_lost; /* the launcher then looks at every database again */
 	DispatcherSlot slots[HASURA_EVENTS_MAX_DATABASES];
 } HasuraEventsShmem;
 

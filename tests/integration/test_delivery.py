@@ -693,37 +693,54 @@ def a_backlog_behind_many_databases_is_found_at_start():
         c.start()
         wait_for(lambda: all_delivered(c, "late", 5, "late"), timeout=60, what="the backlog of the 72nd database")
         log = c.server_log()
-        assert "more than 64 databases" not in log, "a slot shortage was reported for databases without the extension"
+        assert "dispatcher slots are taken" not in log, "a slot shortage was reported for databases without the extension"
         # the look at every database is done a few at a time: it leaves worker processes to others
         assert "could not start a dispatcher" not in log, log[-3000:]
 
 
 @test
 def a_database_that_found_every_slot_taken_is_served_when_one_frees():
-    # 64 databases with the extension hold every dispatcher slot. Another one, looked at before
-    # and found without the extension, gets it and events: it is told that it waits (WARNING),
-    # and is served once a slot frees up (here by DROP DATABASE), without a new event.
+    # 64 databases with the extension hold every dispatcher slot. Two more, looked at before and
+    # found without the extension, get it and events: each is told once that it waits (WARNING).
+    # One of them is dropped while it waits; the other is served once a slot frees up (here by
+    # DROP DATABASE), without a new event, and the dropped one takes no slot for good.
     with Env(["max_worker_processes = 80"]) as env:
         c = env.cluster
-        c.psql("CREATE DATABASE late")  # before the others: the look at start reaches it first
+        # before the others: the look at start reaches them first
+        c.psql("CREATE DATABASE gone; CREATE DATABASE late;")
         c.psql("CREATE EXTENSION hasura_events", "template1")
         c.psql("".join(f"CREATE DATABASE full{i};\n" for i in range(64)))
         c.psql("DROP EXTENSION hasura_events", "template1")
         c.stop()
         c.start()
-        # 64 dispatchers that stay: every slot is taken, so the looks at postgres and late are over
+        # 64 dispatchers that stay: every slot is taken, so the looks at the others are over
         wait_for(lambda: c.scalar("SELECT count(*) FROM hasura_events.worker_status WHERE dispatcher_pid IS NOT NULL",
                                   "full0") == "64", timeout=60, what="64 dispatchers")
-        p = subprocess.run(c.psql_command("late"), capture_output=True, text=True,
-                           input="CREATE EXTENSION hasura_events; CREATE TABLE t (id int PRIMARY KEY, name text, note text);")
-        assert p.returncode == 0, p.stderr
-        assert "all 64 dispatcher slots are taken" in p.stderr, p.stderr
-        create_trigger(c, "late", env.url("/ok"), db="late")
-        c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 3) g", "late")
+        for db in ("gone", "late"):
+            p = subprocess.run(c.psql_command(db), capture_output=True, text=True,
+                               input="CREATE EXTENSION hasura_events; CREATE TABLE t (id int PRIMARY KEY, name text, note text);")
+            assert p.returncode == 0, p.stderr
+            assert "all 64 dispatcher slots are taken" in p.stderr, p.stderr
+            create_trigger(c, db, env.url("/ok"), db=db)
+            p = subprocess.run(c.psql_command(db), capture_output=True, text=True,
+                               input="INSERT INTO t SELECT g, 'n' FROM generate_series(1, 3) g")
+            assert p.returncode == 0 and "slots are taken" not in p.stderr, "warned again: " + p.stderr
         time.sleep(1.0)
         assert c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE delivered", "late") == "0"
+        c.psql("DROP DATABASE gone")
         c.psql("DROP DATABASE full0")
-        wait_for(lambda: all_delivered(c, "late", 3, "late"), timeout=30, what="the 65th database served")
+        wait_for(lambda: all_delivered(c, "late", 3, "late"), timeout=30, what="the waiting database served")
+        assert c.scalar("SELECT count(*) FROM hasura_events.worker_status", "late") == "64"
+        # the next free slot goes to the dropped database, which still waits: the launcher must
+        # free it again instead of starting a dispatcher there (which would fail at every
+        # restart and keep the slot), so that a database created now is served
+        c.psql("DROP DATABASE full1")
+        c.psql("CREATE DATABASE fresh")
+        setup_db(c, "fresh")
+        create_trigger(c, "fresh", env.url("/ok"), db="fresh")
+        c.psql("INSERT INTO t VALUES (1, 'a')", "fresh")
+        wait_for(lambda: all_delivered(c, "fresh", 1, "fresh"), what="a database created after the others")
+        assert "does not exist" not in c.server_log(), "a dispatcher was started for the dropped database"
 
 
 @test
