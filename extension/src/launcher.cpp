@@ -50,12 +50,13 @@ TimestampTz last_start[HASURA_EVENTS_MAX_DATABASES];
 constexpr int kRestartDelayMs = 1000;
 
 /*
- * The look at every database, at start and again after a request found every slot taken: a
- * dispatcher is started in each database that accepts connections and has no slot yet; one that
- * finds no extension marks its slot and exits, and manage_dispatchers frees the slot. At most
- * kMaxLooks at a time, so that the look leaves worker processes to others (parallel query, other
- * extensions), and never more than the free slots: with more databases than slots, each one is
- * looked at in turn, and a backlog in the last one is found without a new event there.
+ * The look at every database, at start (and again if more databases waited for a slot than the
+ * waiting list holds): a dispatcher is started in each database that accepts connections and has
+ * no slot yet, the databases waiting for a slot first; one that finds no extension marks its
+ * slot and exits, and manage_dispatchers frees the slot. At most kMaxLooks at a time, so that the
+ * look leaves worker processes to others (parallel query, other extensions), and never more than
+ * the free slots: with more databases than slots, each one is looked at in turn, and a backlog in
+ * the last one is found without a new event there.
  */
 constexpr int kMaxLooks = 2;
 List *to_look = NIL;                      /* databases still to look at (TopMemoryContext) */
@@ -125,9 +126,11 @@ look_at_waiting_first(void)
 	bool lost = hasura_events_shmem->waiting_lost;
 	hasura_events_shmem->waiting_lost = false;
 	SpinLockRelease(&hasura_events_shmem->mutex);
+	/* more waited than were kept: look at every database again */
 	if (lost)
-		list_databases(); /* more waited than were kept: look at every database again */
-	for (int i = 0; i < n; i++) {
+		list_databases();
+	/* backwards, so that the first to wait ends up first */
+	for (int i = n - 1; i >= 0; i--) {
 		if (to_look != NIL && linitial_oid(to_look) == waiting[i])
 			continue;
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -225,6 +228,7 @@ manage_dispatchers(void)
 			if (slot->dboid == dboid && slot->pid == 0 && !slot->dropping)
 				slot->dboid = InvalidOid; /* nothing to serve there: free the slot */
 			SpinLockRelease(&hasura_events_shmem->mutex);
+			SetLatch(MyLatch); /* once more round the loop: the look goes on with that slot */
 			continue;
 		}
 		if (!start_dispatcher(i, dboid)) {
