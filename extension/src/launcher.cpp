@@ -62,14 +62,19 @@ constexpr int kMaxLooks = 2;
 List *to_look = NIL;                      /* databases still to look at (TopMemoryContext) */
 Oid looking[HASURA_EVENTS_MAX_DATABASES]; /* the database a look put in slot i, while it runs */
 
-/* list_databases: every database that accepts connections is to be looked at. */
-void
-list_databases(void)
+/*
+ * open_databases: the databases that accept connections and are no templates (a dispatcher is
+ * started only there), in TopMemoryContext: all of them, or with only set, at most that one.
+ */
+List *
+open_databases(Oid only)
 {
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	Relation rel = table_open(DatabaseRelationId, AccessShareLock);
-	TableScanDesc scan = table_beginscan_catalog(rel, 0, NULL);
+	ScanKeyData key;
+	ScanKeyInit(&key, Anum_pg_database_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(only));
+	TableScanDesc scan = table_beginscan_catalog(rel, OidIsValid(only) ? 1 : 0, &key);
 	HeapTuple tup;
 	List *dbs = NIL;
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL) {
@@ -84,8 +89,15 @@ list_databases(void)
 	table_close(rel, AccessShareLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	return dbs;
+}
+
+/* list_databases: every database that accepts connections is to be looked at. */
+void
+list_databases(void)
+{
 	list_free(to_look);
-	to_look = dbs;
+	to_look = open_databases(InvalidOid);
 }
 
 /*
@@ -96,22 +108,9 @@ list_databases(void)
 bool
 database_open(Oid dboid)
 {
-	bool open = false;
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	Relation rel = table_open(DatabaseRelationId, AccessShareLock);
-	ScanKeyData key;
-	ScanKeyInit(&key, Anum_pg_database_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(dboid));
-	TableScanDesc scan = table_beginscan_catalog(rel, 1, &key);
-	HeapTuple tup = heap_getnext(scan, ForwardScanDirection);
-	if (tup != NULL) {
-		Form_pg_database db = (Form_pg_database)GETSTRUCT(tup);
-		open = db->datallowconn && !db->datistemplate;
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	List *dbs = open_databases(dboid);
+	bool open = dbs != NIL;
+	list_free(dbs);
 	return open;
 }
 
