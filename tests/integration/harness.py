@@ -155,13 +155,13 @@ class Receiver:
 
 
 class Sidecar:
-    def __init__(self, cluster, env=None, args=()):
+    def __init__(self, cluster, env=None, args=(), binary=None):
         self.cluster = cluster
         self.logpath = os.path.join(tempfile.gettempdir(), f"he_sidecar_{os.getpid()}_{time.time_ns()}.log")
         self.logfile = open(self.logpath, "w")
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.proc = subprocess.Popen(as_pg([SIDECAR, "--socket", cluster.socket_prefix, "--log-level", "debug"]
+        self.proc = subprocess.Popen(as_pg([binary or SIDECAR, "--socket", cluster.socket_prefix, "--log-level", "debug"]
                                            + list(args)),
                                      env=full_env, stdout=self.logfile, stderr=subprocess.STDOUT, cwd=cluster.dir)
 

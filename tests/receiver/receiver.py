@@ -69,15 +69,12 @@ class Handler(BaseHTTPRequestHandler):
             status, extra = 503, {"Retry-After": parts[1]}
         elif parts[0] == "folded":
             status = 200
-        elif parts[0] == "slow-fail" and len(parts) > 1:
-            time.sleep(float(parts[1]))
-            status = 500
-        elif parts[0] == "slow" and len(parts) > 1:
+        elif parts[0] in ("slow", "slow-fail") and len(parts) > 1:
             try:
                 time.sleep(float(parts[1]))
             except ValueError:
                 pass
-            status = 200
+            status = 200 if parts[0] == "slow" else 500
         payload = json.dumps({"status": status}).encode()
         try:
             self.send_response(status)
