@@ -134,8 +134,15 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 			value = arg.substr(eq + 1);
 			has_value = true;
 		}
-		static const char *const with_value[] = {"--socket",       "--pool-size", "--prefetch", "--max-response-bytes",
-												 "--grace-period", "--log-level", "--id",       "--metrics-address"};
+		static const char *const with_value[] = {"--socket",
+												 "--pool-size",
+												 "--min-webhook-concurrency",
+												 "--prefetch",
+												 "--max-response-bytes",
+												 "--grace-period",
+												 "--log-level",
+												 "--id",
+												 "--metrics-address"};
 		bool known = false;
 		for (const char *f : with_value)
 			known = known || name == f;
@@ -155,6 +162,9 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 			o.socket_path = value;
 		} else if (name == "--pool-size") {
 			if (!parse_u32(value, 1, 100000, o.pool_size))
+				return bad("an integer from 1 to 100000");
+		} else if (name == "--min-webhook-concurrency") {
+			if (!parse_u32(value, 1, 100000, o.min_webhook_concurrency))
 				return bad("an integer from 1 to 100000");
 		} else if (name == "--prefetch") {
 			if (!parse_u32(value, 0, 100000, o.prefetch))
@@ -191,6 +201,10 @@ usage_text()
 		   "                            (env HASURA_EVENTS_SOCKET, default /var/run/postgresql/hasura_events.sock)\n"
 		   "  --pool-size N             concurrent HTTP attempts across all connections\n"
 		   "                            (env HASURA_GRAPHQL_EVENTS_HTTP_POOL_SIZE, default 100)\n"
+		   "  --min-webhook-concurrency N\n"
+		   "                            the least concurrency a webhook gets; above it each webhook's limit\n"
+		   "                            adapts, up to pool-size, growing while more attempts in flight raise\n"
+		   "                            its throughput (default 32; pool-size or more: a fixed limit)\n"
 		   "  --prefetch N              extra deliveries per connection queued beyond pool-size, so the\n"
 		   "                            pool never waits for the worker (default 200)\n"
 		   "  --max-response-bytes N    response body bytes kept per attempt (default 65536)\n"

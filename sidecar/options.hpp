@@ -21,9 +21,10 @@ enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 
 struct Options {
 	std::string socket_path = "/var/run/postgresql/hasura_events.sock";
-	uint32_t pool_size = 100;            /* concurrent HTTP attempts across every connection */
-	uint32_t prefetch = 200;             /* extra credits per connection beyond pool_size */
-	uint32_t max_response_bytes = 65536; /* response body bytes kept per attempt */
+	uint32_t pool_size = 100;              /* concurrent HTTP attempts across every connection */
+	uint32_t prefetch = 200;               /* extra credits per connection beyond pool_size */
+	uint32_t min_webhook_concurrency = 32; /* the floor of each webhook's adaptive limit */
+	uint32_t max_response_bytes = 65536;   /* response body bytes kept per attempt */
 	uint32_t grace_period_sec = 10;
 	LogLevel log_level = LogLevel::Info;
 	std::string id;                                 /* empty: hostname:pid, filled in by main */

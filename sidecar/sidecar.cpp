@@ -7,8 +7,10 @@
  * curl and report finished attempts.
  *
  * Credits: each connection gets pool_size + prefetch credits after Welcome and one more per
- * Outcome. Deliver frames beyond the concurrency cap wait in a local FIFO (bounded by the
- * credits granted), shared by all connections so the pool is shared fairly by arrival.
+ * Outcome. Deliver frames beyond the concurrency cap wait in their webhook's queue (a route,
+ * bounded by the credits granted). Each webhook has its own adaptive concurrency limit
+ * (concurrency.hpp) under the pool size, and the pool goes to the webhook with the fewest
+ * attempts in flight: a slow webhook cannot take the whole pool while others wait.
  */
 #include "sidecar.hpp"
 
@@ -34,6 +36,7 @@ namespace {
 constexpr auto kRescanInterval = std::chrono::seconds(1);
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 constexpr auto kFinalFlush = std::chrono::seconds(5);
+constexpr auto kRouteIdle = std::chrono::minutes(10); /* a route kept this long without deliveries */
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxReadPerWake = 4u << 20;
 const char *const kShutdownReason = "sidecar shutting down";
@@ -118,6 +121,7 @@ Sidecar::run()
 		Clock::time_point now = Clock::now();
 		if (!shutting_down_ && now >= next_scan_) {
 			rescan();
+			forget_idle_routes(now);
 			next_scan_ = now + kRescanInterval;
 		}
 		if (!shutting_down_)
@@ -254,7 +258,7 @@ Sidecar::begin_shutdown()
 	final_deadline_ = grace_deadline_ + kFinalFlush;
 	LogLine(LogLevel::Info, "shutting down")
 		.num("in_flight", int64_t(attempts_.size()))
-		.num("queued", int64_t(queue_.size()))
+		.num("queued", int64_t(queued_))
 		.num("grace_period_sec", opt_.grace_period_sec)
 		.emit();
 	for (auto it = conns_.begin(); it != conns_.end();) {
@@ -267,9 +271,18 @@ Sidecar::begin_shutdown()
 		c.goodbye_sent = true;
 		c.pending_credits = 0;
 	}
-	while (!queue_.empty()) {
-		Queued q = std::move(queue_.front());
-		queue_.pop_front();
+	std::vector<Queued> refused;
+	refused.reserve(queued_);
+	for (auto &entry : routes_) {
+		Route &r = *entry.second;
+		for (Queued &q : r.queue)
+			refused.push_back(std::move(q));
+		r.queue.clear();
+		update_ready(r);
+	}
+	queued_ = 0;
+	std::sort(refused.begin(), refused.end(), [](const Queued &a, const Queued &b) { return a.seq < b.seq; });
+	for (Queued &q : refused) {
 		proto::Outcome o;
 		o.event_id = q.deliver.event_id;
 		o.kind = proto::OutcomeKind::ClientError;
@@ -290,8 +303,10 @@ Sidecar::abandon_all()
 	auto attempts = std::move(attempts_);
 	attempts_.clear();
 	for (auto &entry : attempts) {
-		entry.second->abandon(kShutdownReason);
-		report(*entry.second);
+		Attempt &a = *entry.second.attempt;
+		a.abandon(kShutdownReason);
+		attempt_ended(*entry.second.route, a, false);
+		report(a);
 	}
 }
 
@@ -391,18 +406,23 @@ Sidecar::close_connection(uint64_t conn_id, const std::string &reason, bool fail
 		return;
 	Connection &c = *it->second;
 	size_t dropped = 0;
-	for (auto q = queue_.begin(); q != queue_.end();) {
-		if (q->conn_id == conn_id) {
-			q = queue_.erase(q);
-			dropped++;
-		} else {
-			++q;
+	for (auto &entry : routes_) {
+		Route &r = *entry.second;
+		size_t before = r.queue.size();
+		r.queue.erase(
+			std::remove_if(r.queue.begin(), r.queue.end(), [conn_id](const Queued &q) { return q.conn_id == conn_id; }),
+			r.queue.end());
+		if (r.queue.size() != before) {
+			dropped += before - r.queue.size();
+			update_ready(r);
 		}
 	}
+	queued_ -= dropped;
 	size_t in_flight = 0;
 	for (auto a = attempts_.begin(); a != attempts_.end();) {
-		if (a->second->conn_id() == conn_id) {
-			a->second->abandon("worker connection closed");
+		if (a->second.attempt->conn_id() == conn_id) {
+			a->second.attempt->abandon("worker connection closed");
+			attempt_ended(*a->second.route, *a->second.attempt, false);
 			a = attempts_.erase(a);
 			in_flight++;
 		} else {
@@ -526,7 +546,7 @@ Sidecar::handle_message(Connection &c, proto::Message &m)
 			return true;
 		}
 		LogLine(LogLevel::Debug, "deliver received").str("event_id", d->event_id).str("database", c.database).emit();
-		queue_.push_back(Queued{c.id, std::move(*d)});
+		enqueue(c.id, std::move(*d));
 		return true;
 	}
 	if (auto *p = std::get_if<proto::Ping>(&m)) {
@@ -574,24 +594,111 @@ Sidecar::write_connection(Connection &c)
 }
 
 /*
- * Sidecar::dispatch starts queued deliveries while the pool has room.
+ * Sidecar::dispatch starts queued deliveries while the pool has room: each from the ready route
+ * with the fewest attempts in flight (the oldest delivery first among equals).
  */
 void
 Sidecar::dispatch()
 {
-	while (!queue_.empty() && attempts_.size() < opt_.pool_size) {
-		Queued q = std::move(queue_.front());
-		queue_.pop_front();
+	while (!ready_.empty() && attempts_.size() < opt_.pool_size) {
+		Route &r = *std::get<2>(*ready_.begin());
+		Queued q = std::move(r.queue.front());
+		r.queue.pop_front();
+		queued_--;
 		auto conn = conns_.find(q.conn_id);
 		metrics_.attempt_started(conn != conns_.end() ? conn->second->database : std::string(), q.deliver,
 								 unix_now_ms());
 		auto a = std::make_unique<Attempt>(q.conn_id, std::move(q.deliver), opt_.max_response_bytes);
 		if (!a->start(multi_.get(), easy_pool_, user_agent_)) {
+			update_ready(r);
 			report(*a);
 			continue;
 		}
+		r.in_flight++;
+		r.limit.started(!r.queue.empty() && r.in_flight >= r.limit.limit());
+		update_ready(r);
 		Attempt *key = a.get();
-		attempts_.emplace(key, std::move(a));
+		attempts_.emplace(key, Running{std::move(a), &r});
+	}
+}
+
+/*
+ * Sidecar::enqueue puts a delivery in its webhook's queue.
+ */
+void
+Sidecar::enqueue(uint64_t conn_id, proto::Deliver d)
+{
+	Route &r = route_for(d);
+	r.queue.push_back(Queued{conn_id, next_seq_++, std::move(d)});
+	queued_++;
+	if (r.queue.size() == 1)
+		update_ready(r);
+}
+
+Sidecar::Route &
+Sidecar::route_for(const proto::Deliver &d)
+{
+	if (last_route_ && last_route_->from_env == d.webhook_from_env && last_route_->webhook == d.webhook) {
+		last_route_->last_used = Clock::now();
+		return *last_route_;
+	}
+	auto &slot = routes_[std::make_pair(d.webhook_from_env, d.webhook)];
+	if (!slot) {
+		uint32_t floor = std::min(opt_.min_webhook_concurrency, opt_.pool_size);
+		slot = std::make_unique<Route>(d.webhook, d.webhook_from_env, floor, opt_.pool_size);
+	}
+	last_route_ = slot.get();
+	last_route_->last_used = Clock::now();
+	return *last_route_;
+}
+
+/* update_ready puts r in ready_ (or takes it out) after its queue, in_flight or limit changed */
+void
+Sidecar::update_ready(Route &r)
+{
+	bool ready = !r.queue.empty() && r.in_flight < r.limit.limit();
+	auto key = ready ? std::make_tuple(r.in_flight, r.queue.front().seq, &r) : std::make_tuple(0u, uint64_t(0), &r);
+	if (r.ready && (!ready || key != r.ready_key))
+		ready_.erase(r.ready_key);
+	if (ready && (!r.ready || key != r.ready_key))
+		ready_.insert(key);
+	r.ready = ready;
+	r.ready_key = key;
+}
+
+/*
+ * Sidecar::attempt_ended frees the attempt's place in its route. sample: the attempt ran to an
+ * outcome of its own, so its latency tells the limit something (not when it was abandoned).
+ */
+void
+Sidecar::attempt_ended(Route &r, const Attempt &a, bool sample)
+{
+	r.in_flight--;
+	uint32_t before = r.limit.settled();
+	if (sample && a.http_sent() && r.limit.finished(a.http_seconds()))
+		LogLine(LogLevel::Info, "webhook concurrency limit changed")
+			.str("webhook", r.webhook)
+			.boolean("webhook_from_env", r.from_env)
+			.num("limit", r.limit.settled())
+			.num("previous", before)
+			.num("latency_us", int64_t(r.limit.last_latency() * 1e6))
+			.emit();
+	update_ready(r);
+}
+
+/* forget_idle_routes drops the routes of webhooks with nothing queued or in flight for 10 minutes */
+void
+Sidecar::forget_idle_routes(Clock::time_point now)
+{
+	for (auto it = routes_.begin(); it != routes_.end();) {
+		Route &r = *it->second;
+		if (r.queue.empty() && r.in_flight == 0 && now - r.last_used > kRouteIdle) {
+			if (last_route_ == &r)
+				last_route_ = nullptr;
+			it = routes_.erase(it);
+		} else {
+			++it;
+		}
 	}
 }
 
@@ -627,9 +734,11 @@ Sidecar::drain_curl()
 		if (it == attempts_.end())
 			continue;
 		CURLcode result = msg->data.result; /* read before finish(): msg is invalid after remove */
-		std::unique_ptr<Attempt> a = std::move(it->second);
+		std::unique_ptr<Attempt> a = std::move(it->second.attempt);
+		Route &r = *it->second.route;
 		attempts_.erase(it);
 		a->finish(result);
+		attempt_ended(r, *a, true);
 		report(*a);
 	}
 }
@@ -713,7 +822,7 @@ Sidecar::handle_http(const HttpRequest &req)
 	}
 	if (req.path == "/metrics") {
 		r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-		r.body = metrics_.render(attempts_.size(), connected_workers(), queue_.size());
+		r.body = metrics_.render(attempts_.size(), connected_workers(), queued_);
 	} else if (req.path == "/healthz") {
 		if (shutting_down_) {
 			r.status = 503;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "attempt.hpp"
+#include "concurrency.hpp"
 #include "curl_util.hpp"
 #include "discovery.hpp"
 #include "event_metrics.hpp"
@@ -20,7 +21,9 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 
 namespace hasura_events::sidecar {
@@ -57,7 +60,28 @@ private:
 	};
 	struct Queued {
 		uint64_t conn_id;
+		uint64_t seq; /* arrival order across every webhook */
 		proto::Deliver deliver;
+	};
+	/* Route: one webhook as stored (a URL, or the name of the variable that holds it), its queue
+	 * of deliveries and its adaptive concurrency limit */
+	struct Route {
+		Route(std::string hook, bool env, uint32_t floor, uint32_t ceiling)
+			: webhook(std::move(hook)), from_env(env), limit(floor, ceiling)
+		{
+		}
+		std::string webhook;
+		bool from_env;
+		std::deque<Queued> queue;
+		uint32_t in_flight = 0;
+		ConcurrencyLimit limit;
+		bool ready = false; /* in ready_, under ready_key */
+		std::tuple<uint32_t, uint64_t, Route *> ready_key;
+		Clock::time_point last_used;
+	};
+	struct Running {
+		std::unique_ptr<Attempt> attempt;
+		Route *route;
 	};
 
 	void rescan();
@@ -69,6 +93,11 @@ private:
 	void write_connection(Connection &c);
 	void send(Connection &c, const proto::Message &m);
 	void dispatch();
+	void enqueue(uint64_t conn_id, proto::Deliver d);
+	Route &route_for(const proto::Deliver &d);
+	void update_ready(Route &r);
+	void attempt_ended(Route &r, const Attempt &a, bool sample);
+	void forget_idle_routes(Clock::time_point now);
 	void flush_credits();
 	void drain_curl();
 	void report(Attempt &a);
@@ -87,8 +116,16 @@ private:
 	std::map<std::string, PathState> paths_;
 	std::map<uint64_t, std::unique_ptr<Connection>> conns_;
 	uint64_t next_conn_id_ = 1;
-	std::deque<Queued> queue_;
-	std::unordered_map<Attempt *, std::unique_ptr<Attempt>> attempts_;
+	/* The queue: deliveries wait in their webhook's route. ready_ holds the routes that have one
+	 * waiting and room under their limit, fewest in flight first, then oldest delivery first:
+	 * the pool is shared fairly between webhooks, and one that is slow or saturated does not hold
+	 * up the others. */
+	std::map<std::pair<bool, std::string>, std::unique_ptr<Route>> routes_;
+	Route *last_route_ = nullptr; /* route_for's cache: consecutive deliveries mostly share one */
+	std::set<std::tuple<uint32_t, uint64_t, Route *>> ready_;
+	size_t queued_ = 0;
+	uint64_t next_seq_ = 0;
+	std::unordered_map<Attempt *, Running> attempts_;
 	bool shutting_down_ = false;
 	Clock::time_point grace_deadline_;
 	Clock::time_point final_deadline_;

@@ -537,6 +537,48 @@ def two_sidecars_share_the_work():
 
 
 @test
+def a_slow_webhook_does_not_hold_up_a_fast_one():
+    # Pool of 8, at least 4 for each webhook. 24 events for a webhook that takes 1 s each, then 10
+    # for one that answers at once: the fast webhook's events go out within a second or two, next
+    # to the slow ones, instead of waiting three seconds behind them in one queue.
+    with Env(sidecar_args=("--pool-size", "8", "--min-webhook-concurrency", "4")) as env:
+        c = env.cluster
+        setup_db(c)
+        c.psql("CREATE TABLE t2 (id int PRIMARY KEY, name text)")
+        create_trigger(c, "slow", env.url("/slow/1"))
+        create_trigger(c, "fast", env.url("/ok"), table="t2")
+        c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 24) g")
+        wait_for(lambda: len(env.receiver.requests()) >= 4, what="the first slow attempts")
+        c.psql("INSERT INTO t2 SELECT g, 'n' FROM generate_series(1, 10) g")
+        wait_for(lambda: all_delivered(c, "fast", 10), timeout=30, what="the fast webhook's events")
+        slow_done = int(c.scalar("SELECT count(*) FROM hdb_catalog.event_log WHERE trigger_name = 'slow' AND delivered"))
+        assert slow_done <= 8, f"the fast events waited for {slow_done} slow ones"
+        wait_for(lambda: all_delivered(c, "slow", 24), timeout=30, what="the slow webhook's events")
+        # the slow webhook had 4 in flight (its floor: it has not seen the window of 64 attempts
+        # its limit learns from), not the whole pool
+        slow = sorted(r["ts"] for r in env.receiver.requests() if r["path"].startswith("/slow"))
+        assert slow[4] - slow[0] >= 0.9, f"more than 4 slow attempts at once: {slow[:6]}"
+
+
+@test
+def a_webhook_that_scales_gets_more_concurrency():
+    # A webhook that answers in 50 ms whatever the load: the limit starts at the floor (4) and
+    # grows, since every step up raises the throughput; the sidecar logs each change.
+    with Env(sidecar_args=("--pool-size", "32", "--min-webhook-concurrency", "4")) as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "scales", env.url("/slow/0.05"))
+        c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 600) g")
+        wait_for(lambda: all_delivered(c, "scales", 600), timeout=60, what="600 delivered")
+        changes = [json.loads(line) for line in env.sidecar.output().splitlines()
+                   if '"webhook concurrency limit changed"' in line]
+        assert changes, "the limit never changed"
+        assert changes[0]["previous"] == 4 and changes[0]["limit"] > 4, changes[0]
+        assert max(ch["limit"] for ch in changes) >= 12, changes
+        assert all(ch["webhook"] == env.url("/slow/0.05") for ch in changes), changes
+
+
+@test
 def stopped_sidecar_gives_its_events_back():
     # A sidecar stopped (SIGSTOP) while it holds events keeps its socket open, so nothing tells the
     # dispatcher it is gone. After hasura_events.sidecar_timeout of silence (a Ping unanswered)

@@ -40,6 +40,7 @@ TEST(SidecarOptions, Defaults)
 	EXPECT_EQ(p.options.socket_path, "/var/run/postgresql/hasura_events.sock");
 	EXPECT_EQ(p.options.pool_size, 100u);
 	EXPECT_EQ(p.options.prefetch, 200u);
+	EXPECT_EQ(p.options.min_webhook_concurrency, 32u);
 	EXPECT_EQ(p.options.max_response_bytes, 65536u);
 	EXPECT_EQ(p.options.grace_period_sec, 10u);
 	EXPECT_EQ(p.options.log_level, LogLevel::Info);
@@ -49,7 +50,7 @@ TEST(SidecarOptions, Defaults)
 TEST(SidecarOptions, FlagsBothForms)
 {
 	ParsedArgs p = parse({"--socket", "/tmp/s", "--pool-size=7", "--max-response-bytes", "0", "--grace-period=3",
-						  "--log-level", "debug", "--id", "side-1", "--prefetch", "5"});
+						  "--log-level", "debug", "--id", "side-1", "--prefetch", "5", "--min-webhook-concurrency=4"});
 	ASSERT_EQ(p.action, ParsedArgs::Action::Run) << p.error;
 	EXPECT_EQ(p.options.socket_path, "/tmp/s");
 	EXPECT_EQ(p.options.pool_size, 7u);
@@ -58,6 +59,7 @@ TEST(SidecarOptions, FlagsBothForms)
 	EXPECT_EQ(p.options.log_level, LogLevel::Debug);
 	EXPECT_EQ(p.options.id, "side-1");
 	EXPECT_EQ(p.options.prefetch, 5u);
+	EXPECT_EQ(p.options.min_webhook_concurrency, 4u);
 }
 
 TEST(SidecarOptions, EnvironmentAndFlagPrecedence)
@@ -83,6 +85,7 @@ TEST(SidecarOptions, HelpAndVersion)
 	EXPECT_EQ(parse({"-h"}).action, ParsedArgs::Action::Help);
 	EXPECT_EQ(parse({"--version"}).action, ParsedArgs::Action::Version);
 	EXPECT_NE(usage_text().find("--grace-period"), std::string::npos);
+	EXPECT_NE(usage_text().find("--min-webhook-concurrency"), std::string::npos);
 }
 
 TEST(SidecarOptions, ErrorsNameTheFlag)
@@ -100,6 +103,8 @@ TEST(SidecarOptions, ErrorsNameTheFlag)
 		{{"--pool-size", "-1"}, "invalid value \"-1\" for --pool-size"},
 		{{"--pool-size", "10x"}, "invalid value \"10x\" for --pool-size"},
 		{{"--pool-size", "99999999999"}, "invalid value \"99999999999\" for --pool-size"},
+		{{"--min-webhook-concurrency", "0"}, "invalid value \"0\" for --min-webhook-concurrency"},
+		{{"--min-webhook-concurrency"}, "option --min-webhook-concurrency needs a value"},
 		{{"--grace-period", ""}, "invalid value \"\" for --grace-period"},
 		{{"--grace-period", "1.5"}, "invalid value \"1.5\" for --grace-period"},
 		{{"--log-level", "loud"}, "invalid value \"loud\" for --log-level"},
