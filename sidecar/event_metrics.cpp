@@ -80,8 +80,33 @@ EventMetrics::EventMetrics()
 							   "Workers (databases) this sidecar has completed the handshake with.", Type::Gauge)),
 	  queue_length_(registry_.add("hasura_events_sidecar_queue_length",
 								  "Deliveries received from the workers and waiting for a free HTTP worker.",
-								  Type::Gauge))
+								  Type::Gauge)),
+	  webhook_limit_(registry_.add("hasura_events_webhook_concurrency_limit",
+								   "Attempts a webhook may have in flight: its adaptive limit, as last settled.",
+								   Type::Gauge, {"webhook"}))
 {
+}
+
+namespace {
+
+std::string
+webhook_label(const std::string &webhook, bool from_env)
+{
+	return from_env ? "{{" + webhook + "}}" : webhook;
+}
+
+} // namespace
+
+void
+EventMetrics::webhook_limit(const std::string &webhook, bool from_env, uint32_t limit)
+{
+	webhook_limit_.set({webhook_label(webhook, from_env)}, double(limit));
+}
+
+void
+EventMetrics::forget_webhook(const std::string &webhook, bool from_env)
+{
+	webhook_limit_.remove({webhook_label(webhook, from_env)});
 }
 
 void

@@ -39,6 +39,11 @@ public:
 	/* worker_disconnected forgets the database's gauges (they would go stale) */
 	void worker_disconnected(const std::string &database);
 
+	/* webhook_limit sets the concurrency limit kept for a webhook (as stored; from_env: the
+	 * name of its variable, shown as {{NAME}}); forget_webhook drops it */
+	void webhook_limit(const std::string &webhook, bool from_env, uint32_t limit);
+	void forget_webhook(const std::string &webhook, bool from_env);
+
 	/* render sets the sidecar-wide gauges and returns the exposition text */
 	std::string render(uint64_t http_workers, uint64_t connected_workers, uint64_t queue_length);
 
@@ -54,7 +59,7 @@ private:
 	MetricFamily &queue_time_, &webhook_time_, &processing_time_;
 	MetricFamily &http_workers_, &invocations_, &processed_, &request_bytes_, &response_bytes_;
 	MetricFamily &pending_, &oldest_age_, &retries_, &errored_, &inflight_, &restarts_;
-	MetricFamily &connected_, &queue_length_;
+	MetricFamily &connected_, &queue_length_, &webhook_limit_;
 };
 
 } // namespace hasura_events::sidecar

@@ -646,6 +646,7 @@ Sidecar::route_for(const proto::Deliver &d)
 	if (!slot) {
 		uint32_t floor = std::min(opt_.min_webhook_concurrency, opt_.pool_size);
 		slot = std::make_unique<Route>(d.webhook, d.webhook_from_env, floor, opt_.pool_size);
+		metrics_.webhook_limit(d.webhook, d.webhook_from_env, slot->limit.settled());
 	}
 	last_route_ = slot.get();
 	last_route_->last_used = Clock::now();
@@ -675,7 +676,8 @@ Sidecar::attempt_ended(Route &r, const Attempt &a, bool sample)
 {
 	r.in_flight--;
 	uint32_t before = r.limit.settled();
-	if (sample && a.http_sent() && r.limit.finished(a.http_seconds()))
+	if (sample && a.http_sent() && r.limit.finished(a.http_seconds())) {
+		metrics_.webhook_limit(r.webhook, r.from_env, r.limit.settled());
 		LogLine(LogLevel::Info, "webhook concurrency limit changed")
 			.str("webhook", r.webhook)
 			.boolean("webhook_from_env", r.from_env)
@@ -683,6 +685,7 @@ Sidecar::attempt_ended(Route &r, const Attempt &a, bool sample)
 			.num("previous", before)
 			.num("latency_us", int64_t(r.limit.last_latency() * 1e6))
 			.emit();
+	}
 	update_ready(r);
 }
 
@@ -695,6 +698,7 @@ Sidecar::forget_idle_routes(Clock::time_point now)
 		if (r.queue.empty() && r.in_flight == 0 && now - r.last_used > kRouteIdle) {
 			if (last_route_ == &r)
 				last_route_ = nullptr;
+			metrics_.forget_webhook(r.webhook, r.from_env);
 			it = routes_.erase(it);
 		} else {
 			++it;

@@ -531,3 +531,17 @@ TEST(SidecarHttp, ServesOverLoopback)
 	EXPECT_EQ(server.clients(), 0u);
 	close(idle);
 }
+
+TEST(SidecarEventMetrics, WebhookConcurrencyLimits)
+{
+	EventMetrics m;
+	m.webhook_limit("http://hook.example/a", false, 32);
+	m.webhook_limit("HOOK_URL", true, 32);
+	m.webhook_limit("http://hook.example/a", false, 40);
+	std::string text = m.render(0, 0, 0);
+	EXPECT_EQ(sample_value(text, "hasura_events_webhook_concurrency_limit{webhook=\"http://hook.example/a\"}"), "40");
+	/* a webhook from the environment is shown by its variable's name, never its value */
+	EXPECT_EQ(sample_value(text, "hasura_events_webhook_concurrency_limit{webhook=\"{{HOOK_URL}}\"}"), "32");
+	m.forget_webhook("HOOK_URL", true);
+	EXPECT_EQ(m.render(0, 0, 0).find("{{HOOK_URL}}"), std::string::npos);
+}
