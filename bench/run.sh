@@ -379,7 +379,7 @@ get() { sed -n "s/^$1=//p" "$RAW" | tail -1; }
 
 put drain_n "$DRAIN_N"
 put drain_reps "$DRAIN_REPS"
-log "delivery: $DRAIN_REPS drain(s) of a $DRAIN_N-event backlog (sidecar pool 100, batch_size 100, max_inflight 1000)"
+log "delivery: $DRAIN_REPS drain(s) of a $DRAIN_N-event backlog (sidecar pool 100, each webhook's limit adaptive from 32; batch_size 100, max_inflight 1000)"
 # One drain on this shared machine moves by 10-30 % from one run to the next: the figure is the
 # median of DRAIN_REPS drains, each of a fresh backlog behind the events the drains before
 # delivered (as in a system that has run a while: the scale stage shows the log's size does not
