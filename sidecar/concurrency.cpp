@@ -52,6 +52,7 @@ ConcurrencyLimit::begin(uint32_t limit)
 	phase_ = Phase::Settle;
 	starts_ = 0;
 	waiting_starts_ = 0;
+	failures_ = 0;
 	samples_.clear();
 }
 
@@ -66,7 +67,7 @@ ConcurrencyLimit::started(bool waiting)
 }
 
 bool
-ConcurrencyLimit::finished(double seconds)
+ConcurrencyLimit::finished(double seconds, bool ok)
 {
 	if (floor_ == ceiling_)
 		return false;
@@ -78,13 +79,15 @@ ConcurrencyLimit::finished(double seconds)
 		return false;
 	}
 	samples_.push_back(std::max(seconds, 1e-6));
+	if (!ok)
+		failures_++;
 	if (samples_.size() < std::max<size_t>(kMinWindow, 2 * size_t(limit_)))
 		return false;
 	return close_window();
 }
 
 /*
- * close_window ends a window: the latency latency, then the decision. Returns true when the
+ * close_window ends a window: the window's latency, then the decision. Returns true when the
  * settled limit changed.
  */
 bool
@@ -99,9 +102,11 @@ ConcurrencyLimit::close_window()
 		sum += *it;
 	double latency = sum / double(cut - samples_.begin());
 	bool bound = starts_ > 0 && 2 * waiting_starts_ >= starts_;
+	bool failing = 10 * size_t(failures_) > samples_.size();
 	last_latency_ = latency;
 	starts_ = 0;
 	waiting_starts_ = 0;
+	failures_ = 0;
 	samples_.clear();
 
 	if (!bound) {
@@ -120,6 +125,9 @@ ConcurrencyLimit::close_window()
 			return false;
 		}
 		bool up = (probe_up_ && settled_ < ceiling_) || settled_ == floor_;
+		if (failing && up && settled_ == floor_)
+			return false;
+		up = up && !failing;
 		uint32_t probe = up ? step_up() : step_down();
 		if (probe == settled_)
 			return false;
@@ -135,7 +143,7 @@ ConcurrencyLimit::close_window()
 		return false;
 	}
 	double elasticity = std::log(latency / settled_latency_) / std::log(double(limit_) / double(settled_));
-	bool keep = up ? elasticity < kKeepLarger : elasticity > kKeepSmaller;
+	bool keep = up ? elasticity < kKeepLarger && !failing : elasticity > kKeepSmaller;
 	if (keep) {
 		settled_ = limit_;
 		settled_latency_ = latency;

@@ -9,9 +9,9 @@
  * sockets and CPU on both sides for nothing, and a webhook that is already overloaded gets more
  * load.
  *
- * The limit probes: it measures the latency of a window of attempts (the mean of all but the slowest tenth) at its
- * settled limit, tries a limit a quarter larger (or smaller), measures again and keeps the new limit if the latency's
- * elasticity says it paid off:
+ * The limit probes: it measures the latency of a window of attempts (the mean of all but the
+ * slowest tenth) at its settled limit, tries a limit a quarter larger (or a fifth smaller),
+ * measures again and keeps the new limit if the latency's elasticity says it paid off:
  *
  *   elasticity = ln(latency_probe / latency_settled) / ln(limit_probe / limit_settled)
  *
@@ -22,6 +22,9 @@
  * had no deliveries waiting (the limit did not bind) say nothing about it and are dropped.
  * Probes that fail are repeated less and less often (up to every 16 windows), so a stable
  * webhook sees few of them, and the first probe after a change in either direction comes soon.
+ * A webhook that fails more than a tenth of its attempts (an error status, a timeout, a refused
+ * connection) is never given more: its latency says nothing about its capacity then (a timeout
+ * is as long at any load, a load-shedding 503 as short), so only probes down are made.
  *
  * The limit never goes below the floor (--min-webhook-concurrency) nor above the ceiling (the
  * pool size). Pure logic, no clock: the caller passes each attempt's latency.
@@ -51,11 +54,13 @@ public:
 		return settled_;
 	}
 
-	/* an attempt started; waiting: deliveries for this webhook were still queued after it */
+	/* an attempt started; waiting: the limit was reached with deliveries for this webhook still
+	 * queued (the limit, not the pool or the backlog, is what held them back) */
 	void started(bool waiting);
 
-	/* an attempt finished after `seconds`; returns true when the settled limit changed */
-	bool finished(double seconds);
+	/* an attempt finished after `seconds`, delivered (ok) or failed; returns true when the
+	 * settled limit changed */
+	bool finished(double seconds, bool ok);
 
 	/* the latency of the last measured window, in seconds (0 before the first) */
 	double
@@ -85,6 +90,7 @@ private:
 	uint32_t skip_ = 0;   /* completions left to settle */
 	uint32_t starts_ = 0; /* in this window */
 	uint32_t waiting_starts_ = 0;
+	uint32_t failures_ = 0; /* in this window */
 	std::vector<double> samples_;
 	double last_latency_ = 0;
 };

@@ -78,35 +78,26 @@ EventMetrics::EventMetrics()
 							  Type::Counter, {"database"})),
 	  connected_(registry_.add("hasura_events_connected_workers",
 							   "Workers (databases) this sidecar has completed the handshake with.", Type::Gauge)),
-	  queue_length_(registry_.add("hasura_events_sidecar_queue_length",
-								  "Deliveries received from the workers and waiting for a free HTTP worker.",
-								  Type::Gauge)),
+	  queue_length_(registry_.add(
+		  "hasura_events_sidecar_queue_length",
+		  "Deliveries received from the workers and waiting for a free HTTP worker (or their webhook's limit).",
+		  Type::Gauge)),
 	  webhook_limit_(registry_.add("hasura_events_webhook_concurrency_limit",
 								   "Attempts a webhook may have in flight: its adaptive limit, as last settled.",
-								   Type::Gauge, {"webhook"}))
+								   Type::Gauge, {"webhook", "from_env"}))
 {
 }
-
-namespace {
-
-std::string
-webhook_label(const std::string &webhook, bool from_env)
-{
-	return from_env ? "{{" + webhook + "}}" : webhook;
-}
-
-} // namespace
 
 void
 EventMetrics::webhook_limit(const std::string &webhook, bool from_env, uint32_t limit)
 {
-	webhook_limit_.set({webhook_label(webhook, from_env)}, double(limit));
+	webhook_limit_.set({webhook, from_env ? "true" : "false"}, double(limit));
 }
 
 void
 EventMetrics::forget_webhook(const std::string &webhook, bool from_env)
 {
-	webhook_limit_.remove({webhook_label(webhook, from_env)});
+	webhook_limit_.remove({webhook, from_env ? "true" : "false"});
 }
 
 void

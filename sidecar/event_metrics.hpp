@@ -40,7 +40,7 @@ public:
 	void worker_disconnected(const std::string &database);
 
 	/* webhook_limit sets the concurrency limit kept for a webhook (as stored; from_env: the
-	 * name of its variable, shown as {{NAME}}); forget_webhook drops it */
+	 * name of its variable, never its value); forget_webhook drops it */
 	void webhook_limit(const std::string &webhook, bool from_env, uint32_t limit);
 	void forget_webhook(const std::string &webhook, bool from_env);
 

@@ -10,7 +10,9 @@
  * Outcome. Deliver frames beyond the concurrency cap wait in their webhook's queue (a route,
  * bounded by the credits granted). Each webhook has its own adaptive concurrency limit
  * (concurrency.hpp) under the pool size, and the pool goes to the webhook with the fewest
- * attempts in flight: a slow webhook cannot take the whole pool while others wait.
+ * attempts in flight: a slow webhook cannot take the whole pool while others' deliveries wait
+ * here (the worker's credits still bound what is here: a big enough backlog of one webhook can
+ * fill them).
  */
 #include "sidecar.hpp"
 
@@ -672,11 +674,12 @@ Sidecar::update_ready(Route &r)
  * outcome of its own, so its latency tells the limit something (not when it was abandoned).
  */
 void
-Sidecar::attempt_ended(Route &r, const Attempt &a, bool sample)
+Sidecar::attempt_ended(Route &r, Attempt &a, bool sample)
 {
 	r.in_flight--;
 	uint32_t before = r.limit.settled();
-	if (sample && a.http_sent() && r.limit.finished(a.http_seconds())) {
+	bool ok = a.outcome().kind == proto::OutcomeKind::Delivered;
+	if (sample && a.http_sent() && r.limit.finished(a.http_seconds(), ok)) {
 		metrics_.webhook_limit(r.webhook, r.from_env, r.limit.settled());
 		LogLine(LogLevel::Info, "webhook concurrency limit changed")
 			.str("webhook", r.webhook)

@@ -96,7 +96,7 @@ private:
 	void enqueue(uint64_t conn_id, proto::Deliver d);
 	Route &route_for(const proto::Deliver &d);
 	void update_ready(Route &r);
-	void attempt_ended(Route &r, const Attempt &a, bool sample);
+	void attempt_ended(Route &r, Attempt &a, bool sample);
 	void forget_idle_routes(Clock::time_point now);
 	void flush_credits();
 	void drain_curl();

@@ -65,6 +65,7 @@ struct Sim {
 	uint64_t completed = 0;
 	uint64_t changes = 0;
 	double limit_sum = 0; /* over completions, for the average limit */
+	bool ok = true;       /* the outcome of every attempt */
 	struct Running {
 		double finish, start;
 		bool
@@ -91,7 +92,7 @@ struct Sim {
 			Running r = running.top();
 			running.pop();
 			now = r.finish;
-			changes += limit.finished(now - r.start) ? 1 : 0;
+			changes += limit.finished(now - r.start, ok) ? 1 : 0;
 			limit_sum += limit.limit();
 			completed++;
 		}
@@ -130,7 +131,7 @@ TEST(SidecarConcurrencyLimit, AWebhookThatScalesGetsTheCeiling)
 
 TEST(SidecarConcurrencyLimit, JitterDoesNotReadAsSaturation)
 {
-	Uniform jittery(0.010, 0.100); /* mean 55 ms, the median of a window moves at random */
+	Uniform jittery(0.010, 0.100); /* mean 55 ms, the mean of a window moves at random */
 	Sim sim(32, 100, &jittery);
 	sim.run(5000);
 	sim.run(20000);
@@ -183,7 +184,7 @@ TEST(SidecarConcurrencyLimit, WindowsWithoutWaitingDeliveriesChangeNothing)
 	ConcurrencyLimit l(32, 100);
 	for (int i = 0; i < 10000; i++) {
 		l.started(false);
-		EXPECT_FALSE(l.finished(0.050));
+		EXPECT_FALSE(l.finished(0.050, true));
 	}
 	EXPECT_EQ(l.limit(), 32u);
 }
@@ -195,4 +196,27 @@ TEST(SidecarConcurrencyLimit, FloorEqualToCeilingIsAFixedLimit)
 	sim.run(5000);
 	EXPECT_EQ(sim.limit.limit(), 100u);
 	EXPECT_EQ(sim.changes, 0u);
+}
+
+TEST(SidecarConcurrencyLimit, AFailingWebhookIsNotGivenMore)
+{
+	/* every attempt times out after 10 s: the latency is the same at any load, which alone would
+	 * read as a webhook that scales */
+	Uniform timeouts(10.0, 10.0);
+	Sim sim(32, 100, &timeouts);
+	sim.ok = false;
+	sim.run(5000);
+	EXPECT_EQ(sim.limit.limit(), 32u);
+	EXPECT_EQ(sim.changes, 0u);
+	/* one that scaled and then fails fast (a load-shedding 503) is not given more either */
+	Uniform flat(0.050, 0.050);
+	Sim grown(8, 100, &flat);
+	grown.run(1500);
+	uint32_t reached = grown.limit.settled();
+	EXPECT_LT(reached, 100u);
+	Uniform shedding(0.001, 0.001);
+	grown.server = &shedding;
+	grown.ok = false;
+	grown.run(20000);
+	EXPECT_LE(grown.limit.settled(), reached);
 }

@@ -539,9 +539,18 @@ TEST(SidecarEventMetrics, WebhookConcurrencyLimits)
 	m.webhook_limit("HOOK_URL", true, 32);
 	m.webhook_limit("http://hook.example/a", false, 40);
 	std::string text = m.render(0, 0, 0);
-	EXPECT_EQ(sample_value(text, "hasura_events_webhook_concurrency_limit{webhook=\"http://hook.example/a\"}"), "40");
-	/* a webhook from the environment is shown by its variable's name, never its value */
-	EXPECT_EQ(sample_value(text, "hasura_events_webhook_concurrency_limit{webhook=\"{{HOOK_URL}}\"}"), "32");
+	EXPECT_EQ(sample_value(text, "hasura_events_webhook_concurrency_limit{webhook=\"http://hook.example/a\","
+								 "from_env=\"false\"}"),
+			  "40");
+	/* a webhook from the environment is shown by its variable's name, never its value; a URL
+	 * that happens to read like that name is another series */
+	m.webhook_limit("HOOK_URL", false, 50);
+	EXPECT_EQ(sample_value(m.render(0, 0, 0),
+						   "hasura_events_webhook_concurrency_limit{webhook=\"HOOK_URL\",from_env=\"true\"}"),
+			  "32");
 	m.forget_webhook("HOOK_URL", true);
-	EXPECT_EQ(m.render(0, 0, 0).find("{{HOOK_URL}}"), std::string::npos);
+	text = m.render(0, 0, 0);
+	EXPECT_EQ(text.find("from_env=\"true\""), std::string::npos);
+	EXPECT_EQ(sample_value(text, "hasura_events_webhook_concurrency_limit{webhook=\"HOOK_URL\",from_env=\"false\"}"),
+			  "50");
 }
