@@ -25,9 +25,6 @@ ConcurrencyLimit::ConcurrencyLimit(uint32_t floor, uint32_t ceiling)
 	: floor_(std::max<uint32_t>(1, std::min(floor, ceiling))), ceiling_(std::max<uint32_t>(1, ceiling)), limit_(floor_),
 	  settled_(floor_)
 {
-	begin(floor_);
-	skip_ = 0;
-	phase_ = Phase::Measure;
 }
 
 uint32_t
@@ -110,8 +107,8 @@ ConcurrencyLimit::close_window()
 	samples_.clear();
 
 	if (!bound) {
-		/* the webhook had room to spare: nothing learned; a probe in progress is called off */
-		settled_latency_ = 0;
+		/* the webhook had room to spare: nothing learned; a probe in progress is called off (a
+		 * probe only ever starts from a window that bound, so its reference is always measured) */
 		if (probing_) {
 			probing_ = false;
 			begin(settled_);
@@ -138,10 +135,6 @@ ConcurrencyLimit::close_window()
 
 	probing_ = false;
 	bool up = limit_ > settled_;
-	if (settled_latency_ <= 0) { /* the window before the probe did not bind: measure again */
-		begin(settled_);
-		return false;
-	}
 	double elasticity = std::log(latency / settled_latency_) / std::log(double(limit_) / double(settled_));
 	bool keep = up ? elasticity < kKeepLarger && !failing : elasticity > kKeepSmaller;
 	if (keep) {

@@ -81,14 +81,14 @@ private:
 	uint32_t ceiling_;
 	uint32_t limit_;             /* the limit in force: settled_, or a probe */
 	uint32_t settled_;           /* the limit kept */
-	double settled_latency_ = 0; /* latency at settled_; 0: not measured yet */
+	double settled_latency_ = 0; /* latency of the last window at settled_: a probe's reference */
 	bool probing_ = false;
-	bool probe_up_ = true; /* direction of the next probe */
-	uint32_t hold_ = 0;    /* windows at settled_ before the next probe */
-	uint32_t backoff_ = 1; /* hold after the next failed probe */
-	Phase phase_ = Phase::Settle;
-	uint32_t skip_ = 0;   /* completions left to settle */
-	uint32_t starts_ = 0; /* in this window */
+	bool probe_up_ = true;         /* direction of the next probe */
+	uint32_t hold_ = 0;            /* windows at settled_ before the next probe */
+	uint32_t backoff_ = 1;         /* hold after the next failed probe */
+	Phase phase_ = Phase::Measure; /* nothing in flight yet: the first window starts at once */
+	uint32_t skip_ = 0;            /* completions left to settle */
+	uint32_t starts_ = 0;          /* in this window */
 	uint32_t waiting_starts_ = 0;
 	uint32_t failures_ = 0; /* in this window */
 	std::vector<double> samples_;
