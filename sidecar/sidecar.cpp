@@ -632,6 +632,7 @@ Sidecar::enqueue(uint64_t conn_id, proto::Deliver d)
 {
 	Route &r = route_for(d);
 	r.queue.push_back(Queued{conn_id, next_seq_++, std::move(d)});
+	r.idle_since = Clock::time_point();
 	queued_++;
 	if (r.queue.size() == 1)
 		update_ready(r);
@@ -640,10 +641,8 @@ Sidecar::enqueue(uint64_t conn_id, proto::Deliver d)
 Sidecar::Route &
 Sidecar::route_for(const proto::Deliver &d)
 {
-	if (last_route_ && last_route_->from_env == d.webhook_from_env && last_route_->webhook == d.webhook) {
-		last_route_->last_used = Clock::now();
+	if (last_route_ && last_route_->from_env == d.webhook_from_env && last_route_->webhook == d.webhook)
 		return *last_route_;
-	}
 	auto &slot = routes_[std::make_pair(d.webhook_from_env, d.webhook)];
 	if (!slot) {
 		uint32_t floor = std::min(opt_.min_webhook_concurrency, opt_.pool_size);
@@ -651,7 +650,6 @@ Sidecar::route_for(const proto::Deliver &d)
 		metrics_.webhook_limit(d.webhook, d.webhook_from_env, slot->limit.settled());
 	}
 	last_route_ = slot.get();
-	last_route_->last_used = Clock::now();
 	return *last_route_;
 }
 
@@ -692,13 +690,19 @@ Sidecar::attempt_ended(Route &r, Attempt &a, bool sample)
 	update_ready(r);
 }
 
-/* forget_idle_routes drops the routes of webhooks with nothing queued or in flight for 10 minutes */
+/*
+ * forget_idle_routes drops the routes of webhooks with nothing queued or in flight for 10 minutes.
+ * It runs once a second and notes when it first finds a route idle; a delivery clears the note.
+ */
 void
 Sidecar::forget_idle_routes(Clock::time_point now)
 {
 	for (auto it = routes_.begin(); it != routes_.end();) {
 		Route &r = *it->second;
-		if (r.queue.empty() && r.in_flight == 0 && now - r.last_used > kRouteIdle) {
+		bool idle = r.queue.empty() && r.in_flight == 0;
+		if (idle && r.idle_since == Clock::time_point())
+			r.idle_since = now;
+		if (idle && now - r.idle_since > kRouteIdle) {
 			if (last_route_ == &r)
 				last_route_ = nullptr;
 			metrics_.forget_webhook(r.webhook, r.from_env);

@@ -77,7 +77,7 @@ private:
 		ConcurrencyLimit limit;
 		bool ready = false; /* in ready_, under ready_key */
 		std::tuple<uint32_t, uint64_t, Route *> ready_key;
-		Clock::time_point last_used;
+		Clock::time_point idle_since; /* nothing queued or in flight since (forget_idle_routes) */
 	};
 	struct Running {
 		std::unique_ptr<Attempt> attempt;
