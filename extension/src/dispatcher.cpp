@@ -232,7 +232,7 @@ const char *const kClaimAfterSql = CLAIM_QUERY(
 
 /*
  * The definitions of the triggers named in $1, read in the claim's snapshot (both statements are
- * read-only, so they run in the snapshot begin_tx pushed): every trigger the claim's EXISTS saw
+ * read-only, so they run in the snapshot claim_in_tx pushed): every trigger the claim's EXISTS saw
  * is here.
  */
 const char *const kDefinitionsSql =
@@ -457,13 +457,13 @@ find_definition(const ClaimDefinition *defs, int n, const char *name)
 }
 
 /*
- * claim_batch: claims up to `want` due events and hands them to the sidecars. Returns how many
- * were claimed, or -1 when the extension is gone.
+ * claim_in_tx: claims up to `want` due events and hands them to the sidecars, inside the loop's
+ * transaction (after this turn's outcomes are written, when there were any). Returns how many
+ * were claimed.
  */
 int
-claim_batch(int want, bool after_cursor, bool full_scan)
+claim_in_tx(int want, bool after_cursor, bool full_scan)
 {
-	int claimed = 0;
 	after_cursor = after_cursor && cursor.valid;
 	/* what commits announced, read before the claim's snapshot is taken: an event announced
 	 * before this point is visible to the claim; one announced after it lowers the next floor */
@@ -474,121 +474,123 @@ claim_batch(int want, bool after_cursor, bool full_scan)
 		my_slot->committed_floor = DT_NOEND;
 		SpinLockRelease(&hasura_events_shmem->mutex);
 	}
-	bool gone = !begin_tx("hasura_events: claiming events");
-	if (!gone) {
-		if (claim_plan == NULL) {
-			Oid types[5] = {TEXTARRAYOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
-			claim_plan = keep_plan(kClaimSql, 3, types);
-			claim_after_plan = keep_plan(kClaimAfterSql, 5, types);
-		}
-		Datum args[5];
-		if (after_cursor) {
-			args[0] = text_array(NULL, 0);
-			args[2] = TimestampTzGetDatum(cursor.due);
-			args[3] = TimestampTzGetDatum(cursor.created_at);
-			args[4] = CStringGetTextDatum(cursor.id);
-		} else {
-			const std::vector<const char *> *ids = NULL;
-			DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
-			args[0] = text_array(ids->data(), (int)ids->size());
-			claim_floor = full_scan ? DT_NOBEGIN : Min(claim_floor, committed);
-			args[2] = TimestampTzGetDatum(claim_floor);
-		}
-		args[1] = Int32GetDatum(want);
-		TimestampTz started = GetCurrentTimestamp();
-		int rc = SPI_execute_plan(after_cursor ? claim_after_plan : claim_plan, args, NULL, true, want);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "hasura_events dispatcher: claim query failed: %s", SPI_result_code_string(rc));
-
-		int n = (int)SPI_processed;
-		SPITupleTable *rows = SPI_tuptable; /* kept: the definitions query makes a new SPI_tuptable */
-		TupleDesc desc = rows->tupdesc;
-		if (desc->natts != kClaimColumns)
-			elog(ERROR, "hasura_events dispatcher: the claim query returned %d columns, not %d", desc->natts,
-				 kClaimColumns);
-		/* one deform a row: column by column, every column after the first varlena one would be
-		 * found by walking the row from its start again */
-		Datum *cols = (Datum *)palloc(sizeof(Datum) * kClaimColumns * Max(n, 1));
-		bool *nulls = (bool *)palloc(sizeof(bool) * kClaimColumns * Max(n, 1));
-		ClaimedEventView *views = (ClaimedEventView *)palloc0(sizeof(ClaimedEventView) * Max(n, 1));
-		const char **trigger_names = (const char **)palloc(sizeof(char *) * Max(n, 1));
-		int ntriggers = 0;
-		for (int i = 0; i < n; i++) {
-			Datum *col = &cols[i * kClaimColumns];
-			bool *null = &nulls[i * kClaimColumns];
-			heap_deform_tuple(rows->vals[i], desc, col, null);
-			views[i].id = claim_text(col, null, kClaimId);
-			views[i].trigger_name = claim_text(col, null, kClaimTriggerName);
-			/* the batch's triggers: one or a few, so a list is enough */
-			bool seen = false;
-			for (int k = 0; k < ntriggers && !seen; k++)
-				seen = strcmp(trigger_names[k], views[i].trigger_name) == 0;
-			if (!seen)
-				trigger_names[ntriggers++] = views[i].trigger_name;
-		}
-		ClaimDefinition *defs = NULL;
-		int ndefs = n > 0 ? load_definitions(trigger_names, ntriggers, &defs) : 0;
-		double seconds = (double)(GetCurrentTimestamp() - started) / USECS_PER_SEC; /* both queries */
-
-		for (int i = 0; i < n; i++) {
-			const Datum *col = &cols[i * kClaimColumns];
-			const bool *null = &nulls[i * kClaimColumns];
-			ClaimedEventView *v = &views[i];
-			const ClaimDefinition *d = find_definition(defs, ndefs, v->trigger_name);
-			if (d == NULL) /* the claim's EXISTS saw it, in the same snapshot */
-				elog(ERROR, "hasura_events dispatcher: no definition for trigger \"%s\" of claimed event %s",
-					 v->trigger_name, v->id);
-			v->webhook = d->webhook;
-			v->webhook_from_env = d->webhook_from_env;
-			v->headers_json = d->headers_json;
-			v->nheaders = d->nheaders;
-			v->header_names = d->header_names;
-			v->header_values = d->header_values;
-			v->header_from_env = d->header_from_env;
-			v->timeout_sec = d->timeout_sec;
-			v->num_retries = d->num_retries;
-			v->interval_sec = d->interval_sec;
-			v->tries = (uint32_t)DatumGetInt32(col[kClaimTries]);
-			TimestampTz created_at = DatumGetTimestampTz(col[kClaimCreatedAt]);
-			StringInfoData body;
-			initStringInfo(&body);
-			webhook_body(&body, v->id, claim_text(col, null, kClaimTableName), claim_text(col, null, kClaimSchemaName),
-						 DatumGetJsonbP(col[kClaimPayload]), v->trigger_name, created_at, (int)v->num_retries,
-						 (int)v->tries);
-			v->body = body.data;
-			v->body_len = (size_t)body.len;
-			v->created_at_ms = unix_ms(created_at);
-		}
-		size_t through = 0;
-		DISPATCH_GUARD("handing out events", through = dispatch->hand_out(views, (size_t)n);
-					   dispatch->note_fetch((size_t)n, seconds));
-		/* the next claim may go on after the last event this one went through */
-		cursor.valid = through > 0;
-		if (through > 0) {
-			const Datum *last = &cols[(through - 1) * kClaimColumns];
-			cursor.due = DatumGetTimestampTz(last[kClaimDue]);
-			cursor.created_at = DatumGetTimestampTz(last[kClaimCreatedAt]);
-			strlcpy(cursor.id, views[through - 1].id, sizeof(cursor.id));
-			if (strlen(views[through - 1].id) >= sizeof(cursor.id))
-				cursor.valid = false; /* not an id of ours: start from the beginning next time */
-		}
-
-		/* every fresh event before the first one not gone through is in flight now (the rows come
-		 * in index order); a claim that was not full saw every waiting event */
-		if (through < (size_t)n || n == want) {
-			const Datum *next = &cols[(through < (size_t)n ? through : (size_t)n - 1) * kClaimColumns];
-			bool fresh = DatumGetTimestampTz(next[kClaimDue]) == DT_NOBEGIN;
-			claim_floor = fresh ? DatumGetTimestampTz(next[kClaimCreatedAt]) : DT_NOEND;
-		} else
-			claim_floor = DT_NOEND;
-
-		SpinLockAcquire(&hasura_events_shmem->mutex);
-		my_slot->last_fetch_at = GetCurrentTimestamp();
-		SpinLockRelease(&hasura_events_shmem->mutex);
-		claimed = (int)through; /* fewer than want when the credits ran out: not a full batch */
+	/* the claim's snapshot, taken now: it sees what was committed before the floor was read, and
+	 * this transaction's own outcome updates (an event just recorded is not in flight any more,
+	 * and must not look due to the claim) */
+	CommandCounterIncrement();
+	PopActiveSnapshot();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "hasura_events: claiming events");
+	if (claim_plan == NULL) {
+		Oid types[5] = {TEXTARRAYOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
+		claim_plan = keep_plan(kClaimSql, 3, types);
+		claim_after_plan = keep_plan(kClaimAfterSql, 5, types);
 	}
-	commit_tx();
-	return gone ? -1 : claimed;
+	Datum args[5];
+	if (after_cursor) {
+		args[0] = text_array(NULL, 0);
+		args[2] = TimestampTzGetDatum(cursor.due);
+		args[3] = TimestampTzGetDatum(cursor.created_at);
+		args[4] = CStringGetTextDatum(cursor.id);
+	} else {
+		const std::vector<const char *> *ids = NULL;
+		DISPATCH_GUARD("listing claims", ids = &dispatch->claimed_id_ptrs());
+		args[0] = text_array(ids->data(), (int)ids->size());
+		claim_floor = full_scan ? DT_NOBEGIN : Min(claim_floor, committed);
+		args[2] = TimestampTzGetDatum(claim_floor);
+	}
+	args[1] = Int32GetDatum(want);
+	TimestampTz started = GetCurrentTimestamp();
+	int rc = SPI_execute_plan(after_cursor ? claim_after_plan : claim_plan, args, NULL, true, want);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "hasura_events dispatcher: claim query failed: %s", SPI_result_code_string(rc));
+
+	int n = (int)SPI_processed;
+	SPITupleTable *rows = SPI_tuptable; /* kept: the definitions query makes a new SPI_tuptable */
+	TupleDesc desc = rows->tupdesc;
+	if (desc->natts != kClaimColumns)
+		elog(ERROR, "hasura_events dispatcher: the claim query returned %d columns, not %d", desc->natts,
+			 kClaimColumns);
+	/* one deform a row: column by column, every column after the first varlena one would be
+	 * found by walking the row from its start again */
+	Datum *cols = (Datum *)palloc(sizeof(Datum) * kClaimColumns * Max(n, 1));
+	bool *nulls = (bool *)palloc(sizeof(bool) * kClaimColumns * Max(n, 1));
+	ClaimedEventView *views = (ClaimedEventView *)palloc0(sizeof(ClaimedEventView) * Max(n, 1));
+	const char **trigger_names = (const char **)palloc(sizeof(char *) * Max(n, 1));
+	int ntriggers = 0;
+	for (int i = 0; i < n; i++) {
+		Datum *col = &cols[i * kClaimColumns];
+		bool *null = &nulls[i * kClaimColumns];
+		heap_deform_tuple(rows->vals[i], desc, col, null);
+		views[i].id = claim_text(col, null, kClaimId);
+		views[i].trigger_name = claim_text(col, null, kClaimTriggerName);
+		/* the batch's triggers: one or a few, so a list is enough */
+		bool seen = false;
+		for (int k = 0; k < ntriggers && !seen; k++)
+			seen = strcmp(trigger_names[k], views[i].trigger_name) == 0;
+		if (!seen)
+			trigger_names[ntriggers++] = views[i].trigger_name;
+	}
+	ClaimDefinition *defs = NULL;
+	int ndefs = n > 0 ? load_definitions(trigger_names, ntriggers, &defs) : 0;
+	double seconds = (double)(GetCurrentTimestamp() - started) / USECS_PER_SEC; /* both queries */
+
+	for (int i = 0; i < n; i++) {
+		const Datum *col = &cols[i * kClaimColumns];
+		const bool *null = &nulls[i * kClaimColumns];
+		ClaimedEventView *v = &views[i];
+		const ClaimDefinition *d = find_definition(defs, ndefs, v->trigger_name);
+		if (d == NULL) /* the claim's EXISTS saw it, in the same snapshot */
+			elog(ERROR, "hasura_events dispatcher: no definition for trigger \"%s\" of claimed event %s",
+				 v->trigger_name, v->id);
+		v->webhook = d->webhook;
+		v->webhook_from_env = d->webhook_from_env;
+		v->headers_json = d->headers_json;
+		v->nheaders = d->nheaders;
+		v->header_names = d->header_names;
+		v->header_values = d->header_values;
+		v->header_from_env = d->header_from_env;
+		v->timeout_sec = d->timeout_sec;
+		v->num_retries = d->num_retries;
+		v->interval_sec = d->interval_sec;
+		v->tries = (uint32_t)DatumGetInt32(col[kClaimTries]);
+		TimestampTz created_at = DatumGetTimestampTz(col[kClaimCreatedAt]);
+		StringInfoData body;
+		initStringInfo(&body);
+		webhook_body(&body, v->id, claim_text(col, null, kClaimTableName), claim_text(col, null, kClaimSchemaName),
+					 DatumGetJsonbP(col[kClaimPayload]), v->trigger_name, created_at, (int)v->num_retries,
+					 (int)v->tries);
+		v->body = body.data;
+		v->body_len = (size_t)body.len;
+		v->created_at_ms = unix_ms(created_at);
+	}
+	size_t through = 0;
+	DISPATCH_GUARD("handing out events", through = dispatch->hand_out(views, (size_t)n);
+				   dispatch->note_fetch((size_t)n, seconds));
+	/* the next claim may go on after the last event this one went through */
+	cursor.valid = through > 0;
+	if (through > 0) {
+		const Datum *last = &cols[(through - 1) * kClaimColumns];
+		cursor.due = DatumGetTimestampTz(last[kClaimDue]);
+		cursor.created_at = DatumGetTimestampTz(last[kClaimCreatedAt]);
+		strlcpy(cursor.id, views[through - 1].id, sizeof(cursor.id));
+		if (strlen(views[through - 1].id) >= sizeof(cursor.id))
+			cursor.valid = false; /* not an id of ours: start from the beginning next time */
+	}
+
+	/* every fresh event before the first one not gone through is in flight now (the rows come
+	 * in index order); a claim that was not full saw every waiting event */
+	if (through < (size_t)n || n == want) {
+		const Datum *next = &cols[(through < (size_t)n ? through : (size_t)n - 1) * kClaimColumns];
+		bool fresh = DatumGetTimestampTz(next[kClaimDue]) == DT_NOBEGIN;
+		claim_floor = fresh ? DatumGetTimestampTz(next[kClaimCreatedAt]) : DT_NOEND;
+	} else
+		claim_floor = DT_NOEND;
+
+	SpinLockAcquire(&hasura_events_shmem->mutex);
+	my_slot->last_fetch_at = GetCurrentTimestamp();
+	SpinLockRelease(&hasura_events_shmem->mutex);
+	return (int)through; /* fewer than want when the credits ran out: not a full batch */
 }
 
 /*
@@ -669,111 +671,143 @@ insert_invocations_direct(size_t n, const Datum *event_ids, const Datum *trigger
 }
 
 /*
- * record_outcomes: writes every reported attempt: an UPDATE of event_log for the delivered events
- * and one for the others, and the invocation logs of the whole batch, in one transaction (all or
- * nothing).
- * Returns false when the extension is gone.
+ * write_outcomes: writes every reported attempt (n of them), inside the loop's transaction: an
+ * UPDATE of event_log for the delivered events and one for the others, and the invocation logs of
+ * the whole batch. All or nothing, with the claim that may follow in the same transaction.
  */
-bool
-record_outcomes(void)
+void
+write_outcomes(size_t n)
+{
+	if (outcome_plan == NULL) {
+		Oid t1[4] = {TEXTARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID};
+		outcome_plan = keep_plan(kOutcomeSql, 4, t1);
+		Oid t3[1] = {TEXTARRAYOID};
+		delivered_plan = keep_plan(kDeliveredSql, 1, t3);
+		Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONARRAYOID, JSONARRAYOID};
+		invocation_plan = keep_plan(kInvocationSql, 5, t2);
+	}
+	Datum *ids = (Datum *)palloc(sizeof(Datum) * n);
+	Datum *triggers = (Datum *)palloc(sizeof(Datum) * n);
+	bool *delivered = (bool *)palloc(sizeof(bool) * n);
+	Datum *dead = (Datum *)palloc(sizeof(Datum) * n);
+	Datum *delay = (Datum *)palloc(sizeof(Datum) * n);
+	Datum *tries_before = (Datum *)palloc(sizeof(Datum) * n);
+	/* split below: the delivered events' ids (kDeliveredSql), the others' (kOutcomeSql) */
+	Datum *delivered_ids = (Datum *)palloc(sizeof(Datum) * n);
+	Datum *other_ids = (Datum *)palloc(sizeof(Datum) * n);
+	int ndelivered = 0;
+	int nother = 0;
+	Datum *status = (Datum *)palloc(sizeof(Datum) * n);
+	bool *status_null = (bool *)palloc(sizeof(bool) * n);
+	Datum *request = (Datum *)palloc(sizeof(Datum) * n);
+	Datum *response = (Datum *)palloc(sizeof(Datum) * n);
+	for (size_t i = 0; i < n; i++) {
+		RecordView r = {};
+		DISPATCH_GUARD("reading an outcome", r = dispatch->record(i));
+		ids[i] = CStringGetTextDatum(r.event_id);
+		triggers[i] = CStringGetTextDatum(r.trigger_name);
+		delivered[i] = r.delivered;
+		dead[i] = BoolGetDatum(r.dead);
+		delay[i] = Float8GetDatum((double)r.retry_delay_sec);
+		tries_before[i] = Int32GetDatum((int32)(r.attempt - 1));
+		status[i] = Int32GetDatum(r.http_status);
+		status_null[i] = r.http_status <= 0;
+		request[i] = CStringGetTextDatum(r.request_json);
+		response[i] = CStringGetTextDatum(r.response_json);
+		log_attempt(&r);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (delivered[i])
+			delivered_ids[ndelivered++] = ids[i];
+		else { /* compacted in place: nother <= i */
+			other_ids[nother] = ids[i];
+			dead[nother] = dead[i];
+			delay[nother] = delay[i];
+			tries_before[nother] = tries_before[i];
+			nother++;
+		}
+	}
+	int dims[1] = {(int)n};
+	int lbs[1] = {1};
+	int rc;
+	if (ndelivered > 0) {
+		Datum a[1] = {PointerGetDatum(construct_array(delivered_ids, ndelivered, TEXTOID, -1, false, TYPALIGN_INT))};
+		rc = SPI_execute_plan(delivered_plan, a, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
+	}
+	if (nother > 0) {
+		Datum a1[4] = {
+			PointerGetDatum(construct_array(other_ids, nother, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(dead, nother, BOOLOID, 1, true, TYPALIGN_CHAR)),
+			PointerGetDatum(construct_array(delay, nother, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+			PointerGetDatum(construct_array(tries_before, nother, INT4OID, 4, true, TYPALIGN_INT)),
+		};
+		rc = SPI_execute_plan(outcome_plan, a1, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
+	}
+	if (!insert_invocations_direct(n, ids, triggers, status, status_null, request, response)) {
+		Datum a2[5] = {
+			PointerGetDatum(construct_array(ids, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(triggers, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_md_array(status, status_null, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT)),
+			/* json datums as built (json is stored as text): the request wraps the payload the claim
+			 * query rendered and the stored headers, the response is written by response_json with
+			 * full escaping (unit-tested), so parsing them again would only cost time */
+			PointerGetDatum(construct_array(request, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
+			PointerGetDatum(construct_array(response, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
+		};
+		rc = SPI_execute_plan(invocation_plan, a2, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "hasura_events dispatcher: writing invocation logs failed: %s", SPI_result_code_string(rc));
+	}
+}
+
+/*
+ * record_and_claim: one transaction for this turn's work: the reported outcomes (if any), then a
+ * claim of up to `want` events (if want > 0; 0 claims nothing). One begin and one commit a turn
+ * instead of two. The recorded events leave the Dispatch before the claim, which must neither
+ * skip them as in flight nor count them against max_inflight; should the transaction fail, the
+ * process exits and its claims are forgotten anyway. Returns the number of events claimed, or -1
+ * when the extension is gone.
+ */
+int
+record_and_claim(int *want, bool after_cursor, bool full_scan)
 {
 	size_t n = 0;
 	DISPATCH_GUARD("counting outcomes", n = dispatch->record_count());
-	if (n == 0)
-		return true;
-
-	bool gone = !begin_tx("hasura_events: recording outcomes");
-	if (!gone) {
-		if (outcome_plan == NULL) {
-			Oid t1[4] = {TEXTARRAYOID, BOOLARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID};
-			outcome_plan = keep_plan(kOutcomeSql, 4, t1);
-			Oid t3[1] = {TEXTARRAYOID};
-			delivered_plan = keep_plan(kDeliveredSql, 1, t3);
-			Oid t2[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, JSONARRAYOID, JSONARRAYOID};
-			invocation_plan = keep_plan(kInvocationSql, 5, t2);
-		}
-		Datum *ids = (Datum *)palloc(sizeof(Datum) * n);
-		Datum *triggers = (Datum *)palloc(sizeof(Datum) * n);
-		bool *delivered = (bool *)palloc(sizeof(bool) * n);
-		Datum *dead = (Datum *)palloc(sizeof(Datum) * n);
-		Datum *delay = (Datum *)palloc(sizeof(Datum) * n);
-		Datum *tries_before = (Datum *)palloc(sizeof(Datum) * n);
-		/* split below: the delivered events' ids (kDeliveredSql), the others' (kOutcomeSql) */
-		Datum *delivered_ids = (Datum *)palloc(sizeof(Datum) * n);
-		Datum *other_ids = (Datum *)palloc(sizeof(Datum) * n);
-		int ndelivered = 0;
-		int nother = 0;
-		Datum *status = (Datum *)palloc(sizeof(Datum) * n);
-		bool *status_null = (bool *)palloc(sizeof(bool) * n);
-		Datum *request = (Datum *)palloc(sizeof(Datum) * n);
-		Datum *response = (Datum *)palloc(sizeof(Datum) * n);
-		for (size_t i = 0; i < n; i++) {
-			RecordView r = {};
-			DISPATCH_GUARD("reading an outcome", r = dispatch->record(i));
-			ids[i] = CStringGetTextDatum(r.event_id);
-			triggers[i] = CStringGetTextDatum(r.trigger_name);
-			delivered[i] = r.delivered;
-			dead[i] = BoolGetDatum(r.dead);
-			delay[i] = Float8GetDatum((double)r.retry_delay_sec);
-			tries_before[i] = Int32GetDatum((int32)(r.attempt - 1));
-			status[i] = Int32GetDatum(r.http_status);
-			status_null[i] = r.http_status <= 0;
-			request[i] = CStringGetTextDatum(r.request_json);
-			response[i] = CStringGetTextDatum(r.response_json);
-			log_attempt(&r);
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (delivered[i])
-				delivered_ids[ndelivered++] = ids[i];
-			else { /* compacted in place: nother <= i */
-				other_ids[nother] = ids[i];
-				dead[nother] = dead[i];
-				delay[nother] = delay[i];
-				tries_before[nother] = tries_before[i];
-				nother++;
-			}
-		}
-		int dims[1] = {(int)n};
-		int lbs[1] = {1};
-		int rc;
-		if (ndelivered > 0) {
-			Datum a[1] = {
-				PointerGetDatum(construct_array(delivered_ids, ndelivered, TEXTOID, -1, false, TYPALIGN_INT))};
-			rc = SPI_execute_plan(delivered_plan, a, NULL, false, 0);
-			if (rc != SPI_OK_UPDATE)
-				elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
-		}
-		if (nother > 0) {
-			Datum a1[4] = {
-				PointerGetDatum(construct_array(other_ids, nother, TEXTOID, -1, false, TYPALIGN_INT)),
-				PointerGetDatum(construct_array(dead, nother, BOOLOID, 1, true, TYPALIGN_CHAR)),
-				PointerGetDatum(construct_array(delay, nother, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-				PointerGetDatum(construct_array(tries_before, nother, INT4OID, 4, true, TYPALIGN_INT)),
-			};
-			rc = SPI_execute_plan(outcome_plan, a1, NULL, false, 0);
-			if (rc != SPI_OK_UPDATE)
-				elog(ERROR, "hasura_events dispatcher: recording outcomes failed: %s", SPI_result_code_string(rc));
-		}
-		if (!insert_invocations_direct(n, ids, triggers, status, status_null, request, response)) {
-			Datum a2[5] = {
-				PointerGetDatum(construct_array(ids, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
-				PointerGetDatum(construct_array(triggers, (int)n, TEXTOID, -1, false, TYPALIGN_INT)),
-				PointerGetDatum(construct_md_array(status, status_null, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT)),
-				/* json datums as built (json is stored as text): the request wraps the payload the claim
-				 * query rendered and the stored headers, the response is written by response_json with
-				 * full escaping (unit-tested), so parsing them again would only cost time */
-				PointerGetDatum(construct_array(request, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
-				PointerGetDatum(construct_array(response, (int)n, JSONOID, -1, false, TYPALIGN_INT)),
-			};
-			rc = SPI_execute_plan(invocation_plan, a2, NULL, false, 0);
-			if (rc != SPI_OK_INSERT)
-				elog(ERROR, "hasura_events dispatcher: writing invocation logs failed: %s", SPI_result_code_string(rc));
+	size_t room = 0;
+	if (n == 0) { /* no transaction at all when there is nothing to claim either */
+		if (*want > 0)
+			DISPATCH_GUARD("computing room", room = dispatch->claimable());
+		if (room == 0) {
+			*want = 0;
+			return 0;
 		}
 	}
-	commit_tx();
-	/* committed (or the extension is gone): these claims end here */
+	int claimed = 0;
+	bool gone = !begin_tx(n > 0 ? "hasura_events: recording outcomes" : "hasura_events: claiming events");
+	if (!gone && n > 0)
+		write_outcomes(n);
+	/* written (or the extension is gone): these claims end here */
 	DISPATCH_GUARD("clearing outcomes", dispatch->clear_records());
-	return !gone;
+	if (!gone && *want > 0) {
+		DISPATCH_GUARD("computing room", room = dispatch->claimable());
+		*want = (int)Min((size_t)*want, room);
+		if (*want > 0)
+			claimed = claim_in_tx(*want, after_cursor, full_scan);
+	}
+	commit_tx();
+	return gone ? -1 : claimed;
+}
+
+/* record_outcomes: the outcomes alone, at shutdown. False when the extension is gone. */
+bool
+record_outcomes(void)
+{
+	int none = 0;
+	return record_and_claim(&none, false, false) >= 0;
 }
 
 /*
@@ -912,6 +946,47 @@ struct ClaimPlan {
 	}
 };
 
+/*
+ * The loop's wait set: the latch, postmaster death, the listening socket and every sidecar. Built
+ * again only when the connections change (an fd number may be reused by the next connection, and
+ * epoll forgets a closed one), a connection's interest in writability changed in place: not an
+ * epoll instance and a system call per socket at every turn.
+ */
+struct WaitSetState {
+	WaitEventSet *set;
+	bool stale;
+	int nconn;
+	int fds[kMaxConnections];
+	bool out[kMaxConnections];
+} waits = {NULL, true, 0, {}, {}};
+
+WaitEventSet *
+wait_set(const int *fds, const bool *out, int nconn)
+{
+	if (waits.set != NULL && !waits.stale && nconn == waits.nconn && memcmp(fds, waits.fds, sizeof(int) * nconn) == 0) {
+		for (int i = 0; i < nconn; i++)
+			if (out[i] != waits.out[i]) {
+				ModifyWaitEvent(waits.set, 3 + i, WL_SOCKET_READABLE | (out[i] ? WL_SOCKET_WRITEABLE : 0), NULL);
+				waits.out[i] = out[i];
+			}
+		return waits.set;
+	}
+	if (waits.set != NULL)
+		FreeWaitEventSet(waits.set);
+	waits.set = CreateWaitEventSet(TopMemoryContext, 3 + kMaxConnections);
+	AddWaitEventToSet(waits.set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(waits.set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(waits.set, WL_SOCKET_READABLE, listen_fd, NULL, (void *)(intptr_t)-1);
+	for (int i = 0; i < nconn; i++) /* positions 3 + i */
+		AddWaitEventToSet(waits.set, WL_SOCKET_READABLE | (out[i] ? WL_SOCKET_WRITEABLE : 0), fds[i], NULL,
+						  (void *)(intptr_t)fds[i]);
+	waits.stale = false;
+	waits.nconn = nconn;
+	memcpy(waits.fds, fds, sizeof(int) * nconn);
+	memcpy(waits.out, out, sizeof(bool) * nconn);
+	return waits.set;
+}
+
 /* lose_connection: closes a sidecar's connection; the events it had are due again, anywhere in
  * the claim index. */
 void
@@ -920,6 +995,7 @@ lose_connection(int fd, const char *why, ClaimPlan &plan)
 	size_t returned = 0;
 	DISPATCH_GUARD("closing a connection", returned = dispatch->remove_connection(fd));
 	close(fd);
+	waits.stale = true;
 	ereport(LOG, (errmsg("hasura_events: sidecar connection closed: %s; %zu undelivered events returned to the queue",
 						 why, returned)));
 	plan.look_everywhere();
@@ -961,6 +1037,7 @@ accept_connections(void)
 			continue;
 		}
 		DISPATCH_GUARD("adding a connection", dispatch->add_connection(fd));
+		waits.stale = true;
 		ereport(LOG, (errmsg("hasura_events: sidecar connected (OS user %d)", (int)uid)));
 	}
 }
@@ -1208,16 +1285,9 @@ hasura_events_dispatcher_main(Datum main_arg)
 				timeout_ms = Min(timeout_ms, Max(0L, (long)(next_silence_check_ms - monotonic_ms())));
 		}
 
-		WaitEventSet *set = CreateWaitEventSet(loop_ctx, 3 + nconn);
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, listen_fd, NULL, (void *)(intptr_t)-1);
-		for (int i = 0; i < nconn; i++)
-			AddWaitEventToSet(set, WL_SOCKET_READABLE | (conn_out[i] ? WL_SOCKET_WRITEABLE : 0), conn_fds[i], NULL,
-							  (void *)(intptr_t)conn_fds[i]);
+		WaitEventSet *set = wait_set(conn_fds, conn_out, nconn);
 		WaitEvent events[3 + kMaxConnections];
 		int nev = WaitEventSetWait(set, timeout_ms, events, 3 + nconn, PG_WAIT_EXTENSION);
-		FreeWaitEventSet(set);
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending) {
@@ -1283,9 +1353,6 @@ hasura_events_dispatcher_main(Datum main_arg)
 		if (accept_now)
 			accept_connections();
 
-		if (!record_outcomes())
-			leave_for_good();
-
 		now = GetCurrentTimestamp();
 		if (now >= next_retry_check) {
 			plan.look_again();
@@ -1298,14 +1365,15 @@ hasura_events_dispatcher_main(Datum main_arg)
 			next_retry_check = TimestampTzPlusMilliseconds(now, hasura_events_retry_check_interval_ms);
 		}
 
-		DISPATCH_GUARD("computing room", room = dispatch->claimable());
-		if (plan.want && room > 0 && !hasura_events_paused) {
-			int want = (int)Min(room, (size_t)hasura_events_batch_size);
-			int got = claim_batch(want, !plan.from_start, plan.full_scan);
+		/* the outcomes reported, then a claim if one is due and the sidecars have credit: one
+		 * transaction */
+		int want = plan.want && !hasura_events_paused ? hasura_events_batch_size : 0;
+		int got = record_and_claim(&want, !plan.from_start, plan.full_scan);
+		if (got < 0)
+			leave_for_good();
+		if (want > 0) { /* a claim ran */
 			if (plan.from_start)
 				plan.full_scan = false;
-			if (got < 0)
-				leave_for_good();
 			plan.want = got == want; /* a full batch: there may be more */
 			plan.from_start = !plan.want;
 		}
