@@ -26,6 +26,18 @@ seconds_since(int64_t created_at_ms, int64_t now_ms)
 	return ms < 0 ? 0.0 : double(ms) / 1000.0; /* clocks of two hosts may disagree a little */
 }
 
+/* made: the series of `family` for (database, trigger[, status]), found on first use and kept in
+ * `slot` (the labels are only built then) */
+MetricFamily::Series &
+made(MetricFamily::Series *&slot, MetricFamily &family, const std::string &database, const std::string &trigger,
+	 const char *status = nullptr)
+{
+	if (slot == nullptr)
+		slot =
+			family.series(status != nullptr ? LabelValues{database, trigger, status} : LabelValues{database, trigger});
+	return *slot;
+}
+
 } // namespace
 
 EventMetrics::EventMetrics()
@@ -100,28 +112,46 @@ EventMetrics::forget_webhook(const std::string &webhook, bool from_env)
 	webhook_limit_.remove({webhook, from_env ? "true" : "false"});
 }
 
+EventMetrics::TriggerSeries &
+EventMetrics::trigger_series(const std::string &database, const std::string &trigger)
+{
+	key_.assign(database);
+	key_.push_back('\0'); /* names cannot hold a NUL: the key is unambiguous */
+	key_.append(trigger);
+	auto it = trigger_series_.find(key_);
+	if (it == trigger_series_.end())
+		it = trigger_series_.emplace(key_, TriggerSeries()).first;
+	return it->second;
+}
+
 void
 EventMetrics::attempt_started(const std::string &database, const proto::Deliver &d, int64_t now_ms)
 {
-	if (d.created_at_ms != 0)
-		queue_time_.observe({database, d.trigger_name}, seconds_since(d.created_at_ms, now_ms));
+	if (d.created_at_ms == 0)
+		return;
+	TriggerSeries &t = trigger_series(database, d.trigger_name);
+	queue_time_.observe_in(made(t.queue_time, queue_time_, database, d.trigger_name),
+						   seconds_since(d.created_at_ms, now_ms));
 }
 
 void
 EventMetrics::attempt_finished(const std::string &database, const proto::Deliver &d, const Finished &f, int64_t now_ms)
 {
 	const std::string &trigger = d.trigger_name;
+	TriggerSeries &t = trigger_series(database, trigger);
+	int k = f.kind == proto::OutcomeKind::Delivered ? 0 : 1;
 	const char *status = status_label(f.kind);
-	invocations_.inc({database, trigger, status});
+	made(t.invocations[k], invocations_, database, trigger, status).value += 1;
 	if (f.reported)
-		processed_.inc({database, trigger, status});
+		made(t.processed[k], processed_, database, trigger, status).value += 1;
 	if (f.http_sent) {
-		webhook_time_.observe({database, trigger}, f.http_seconds);
-		request_bytes_.inc({database, trigger}, double(f.request_bytes));
-		response_bytes_.inc({database, trigger}, double(f.response_bytes));
+		webhook_time_.observe_in(made(t.webhook_time, webhook_time_, database, trigger), f.http_seconds);
+		made(t.request_bytes, request_bytes_, database, trigger).value += double(f.request_bytes);
+		made(t.response_bytes, response_bytes_, database, trigger).value += double(f.response_bytes);
 	}
 	if (d.created_at_ms != 0)
-		processing_time_.observe({database, trigger}, seconds_since(d.created_at_ms, now_ms));
+		processing_time_.observe_in(made(t.processing_time, processing_time_, database, trigger),
+									seconds_since(d.created_at_ms, now_ms));
 }
 
 /*

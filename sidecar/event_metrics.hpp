@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 namespace hasura_events::sidecar {
 
@@ -54,6 +55,19 @@ public:
 	}
 
 private:
+	/* The series an attempt moves, per database and trigger, each made on its first use (a series
+	 * appears in the output only once something happened to it) and kept: these families never
+	 * remove a series, so the pointers stay valid. An attempt then costs one hash lookup instead
+	 * of a label vector and a map search per figure. */
+	struct TriggerSeries {
+		MetricFamily::Series *queue_time = nullptr, *webhook_time = nullptr, *processing_time = nullptr;
+		MetricFamily::Series *request_bytes = nullptr, *response_bytes = nullptr;
+		MetricFamily::Series *invocations[2] = {}, *processed[2] = {}; /* by status: success, failed */
+	};
+	TriggerSeries &trigger_series(const std::string &database, const std::string &trigger);
+	std::unordered_map<std::string, TriggerSeries> trigger_series_;
+	std::string key_; /* trigger_series' lookup key, reused */
+
 	MetricsRegistry registry_;
 	MetricFamily &fetch_time_, &fetched_per_batch_;
 	MetricFamily &queue_time_, &webhook_time_, &processing_time_;

@@ -125,15 +125,27 @@ MetricFamily::observe(const LabelValues &values, double value)
 {
 	if (!std::isfinite(value))
 		return;
-	Series *s = series_for(values);
-	if (!s || s->bucket_counts.empty())
+	if (Series *s = series_for(values))
+		observe_in(*s, value);
+}
+
+void
+MetricFamily::observe_in(Series &s, double value) const
+{
+	if (!std::isfinite(value) || s.bucket_counts.empty())
 		return;
 	size_t i = 0;
 	while (i < buckets_.size() && value > buckets_[i])
 		i++;
-	s->bucket_counts[i]++;
-	s->count++;
-	s->sum += value;
+	s.bucket_counts[i]++;
+	s.count++;
+	s.sum += value;
+}
+
+MetricFamily::Series *
+MetricFamily::series(const LabelValues &values)
+{
+	return series_for(values);
 }
 
 void

@@ -45,6 +45,13 @@ public:
 	/* observe ignores NaN and infinities, so a bad sample cannot poison the sum */
 	void observe(const LabelValues &values, double value);
 	void remove(const LabelValues &values);
+	/* series: the series of these label values, made if new (nullptr on a label count mismatch).
+	 * The pointer stays valid until that series is removed (remove, remove_where, clear): for a
+	 * family whose series are never removed, a caller may keep it and spare the lookup (and the
+	 * LabelValues it takes) at every update. */
+	Series *series(const LabelValues &values);
+	/* observe_in: observe() on a series of this family */
+	void observe_in(Series &s, double value) const;
 	/* remove_where drops every series whose label at index equals value */
 	void remove_where(size_t index, std::string_view value);
 	void clear();

@@ -229,6 +229,44 @@ TEST(SidecarEventMetrics, EventWithoutCreatedAtSkipsAgeHistograms)
 			  "0");
 }
 
+/* The series an attempt moves are found once per database and trigger and kept: names that
+ * would make the same key when simply joined stay apart, a figure appears only once something
+ * happened to it, and a worker's disconnection (which drops its gauges) leaves them counting. */
+TEST(SidecarEventMetrics, KeepsEachDatabaseAndTriggerApart)
+{
+	EventMetrics m;
+	const int64_t now = 1700000000000;
+	auto finish = [&](const std::string &db, const std::string &trigger, proto::OutcomeKind kind, bool http) {
+		EventMetrics::Finished f;
+		f.kind = kind;
+		f.http_sent = http;
+		f.http_seconds = 0.02;
+		f.request_bytes = 7;
+		proto::Deliver d = deliver(trigger, now - 100);
+		m.attempt_started(db, d, now - 50);
+		m.attempt_finished(db, d, f, now);
+	};
+	finish("ab", "c", proto::OutcomeKind::Delivered, true);
+	finish("a", "bc", proto::OutcomeKind::ClientError, false);
+	finish("ab", "c", proto::OutcomeKind::Delivered, true);
+	m.worker_disconnected("ab");
+	finish("ab", "c", proto::OutcomeKind::HttpError, true);
+	std::string text = m.render(0, 0, 0);
+	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"ab\",trigger=\"c\",status=\"success\"}"),
+			  "2");
+	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"ab\",trigger=\"c\",status=\"failed\"}"),
+			  "1");
+	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"a\",trigger=\"bc\",status=\"failed\"}"),
+			  "1");
+	EXPECT_FALSE(contains(text, "status=\"success\"} 1")) << text; /* a/bc never succeeded */
+	EXPECT_EQ(sample_value(text, "hasura_event_trigger_request_bytes_total{database=\"ab\",trigger=\"c\"}"), "21");
+	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_count{database=\"ab\",trigger=\"c\"}"), "3");
+	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_count{database=\"a\",trigger=\"bc\"}"), "1");
+	/* no HTTP request for a/bc: none of the HTTP figures has a series for it */
+	EXPECT_FALSE(contains(text, "hasura_event_webhook_processing_time_seconds_count{database=\"a\"")) << text;
+	EXPECT_FALSE(contains(text, "hasura_event_trigger_request_bytes_total{database=\"a\"")) << text;
+}
+
 TEST(SidecarEventMetrics, StatsReplaceTriggerGauges)
 {
 	EventMetrics m;
