@@ -73,12 +73,32 @@ Attempt::fail(const std::string &error)
 }
 
 /*
- * Attempt::start sets up the POST: only http and https, no redirects, TLS verification on
- * (curl's default, set explicitly), the Deliver's timeout, and the connection cache of the
- * multi handle for keep-alive.
+ * set_constant_options: the options every attempt has: only http and https, no redirects, TLS
+ * verification on (curl's default, set explicitly), no signals, TCP keep-alive, a POST, and our
+ * callbacks.
+ */
+void
+Attempt::set_constant_options(CURL *h)
+{
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_POST, 1L));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Attempt::on_body));
+	CURL_CHECK(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Attempt::on_header));
+}
+
+/*
+ * Attempt::start sets up the POST: the constant options (on a handle new from the pool), the URL
+ * (parsed once per URL: UrlCache), headers, body and the Deliver's timeout; the multi handle's
+ * connection cache gives keep-alive.
  */
 bool
-Attempt::start(CURLM *multi, EasyPool &pool, const std::string &user_agent)
+Attempt::start(CURLM *multi, EasyPool &pool, UrlCache &urls, const std::string &user_agent)
 {
 	started_ = Clock::now();
 	ResolvedRequest req = resolve_request(deliver_, process_env, user_agent);
@@ -88,11 +108,14 @@ Attempt::start(CURLM *multi, EasyPool &pool, const std::string &user_agent)
 		return false;
 	}
 	try {
-		easy_ = pool.take();
+		bool fresh = false;
+		easy_ = pool.take(&fresh);
 		pool_ = &pool;
 		if (!easy_)
 			throw CurlError("curl_easy_init failed");
 		CURL *h = easy_.get();
+		if (fresh) /* the same for every attempt: set once a handle */
+			set_constant_options(h);
 		for (const std::string &line : req.header_lines) {
 			curl_slist *l = curl_slist_append(headers_.get(), line.c_str());
 			if (l == nullptr)
@@ -102,22 +125,18 @@ Attempt::start(CURLM *multi, EasyPool &pool, const std::string &user_agent)
 		}
 		long timeout = curl_timeout_sec(deliver_.timeout_sec);
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_PRIVATE, this));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_URL, req.url.c_str()));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https"));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
+		url_ = urls.parsed(req.url);
+		if (url_) /* CURLOPT_CURLU takes precedence over CURLOPT_URL */
+			CURL_CHECK(curl_easy_setopt(h, CURLOPT_CURLU, url_.get()));
+		else {
+			CURL_CHECK(curl_easy_setopt(h, CURLOPT_CURLU, nullptr));
+			CURL_CHECK(curl_easy_setopt(h, CURLOPT_URL, req.url.c_str()));
+		}
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_POST, 1L));
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(deliver_.body.size())));
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_POSTFIELDS, deliver_.body.data()));
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers_.get()));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Attempt::on_body));
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_WRITEDATA, this));
-		CURL_CHECK(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Attempt::on_header));
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_HEADERDATA, this));
 		CURL_CHECK(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_));
 		CURL_CHECK(curl_multi_add_handle(multi, h));

@@ -44,7 +44,7 @@ public:
 	 * start resolves the request and adds the transfer to multi. On false, the attempt failed
 	 * before any network activity and outcome() holds the client_error to report.
 	 */
-	bool start(CURLM *multi, EasyPool &pool, const std::string &user_agent);
+	bool start(CURLM *multi, EasyPool &pool, UrlCache &urls, const std::string &user_agent);
 
 	/* finish builds the outcome once curl reports the transfer done; removes it from the multi */
 	void finish(CURLcode result);
@@ -92,6 +92,7 @@ public:
 	}
 
 private:
+	static void set_constant_options(CURL *h);
 	static size_t on_body(char *data, size_t size, size_t nmemb, void *self);
 	static size_t on_header(char *data, size_t size, size_t nmemb, void *self);
 	void fail(const std::string &error);
@@ -106,6 +107,7 @@ private:
 	EasyPool *pool_ = nullptr; /* where the easy handle goes back */
 	CurlEasy easy_;            /* from pool_, and back to it when the attempt ends */
 	CurlSlist headers_;
+	std::shared_ptr<CURLU> url_; /* the parsed URL curl reads while the transfer runs */
 	std::string response_body_;
 	ResponseHeaders response_headers_;
 	char errbuf_[CURL_ERROR_SIZE];

@@ -611,7 +611,7 @@ Sidecar::dispatch()
 		metrics_.attempt_started(conn != conns_.end() ? conn->second->database : std::string(), q.deliver,
 								 unix_now_ms());
 		auto a = std::make_unique<Attempt>(q.conn_id, std::move(q.deliver), opt_.max_response_bytes);
-		if (!a->start(multi_.get(), easy_pool_, user_agent_)) {
+		if (!a->start(multi_.get(), easy_pool_, url_cache_, user_agent_)) {
 			update_ready(r);
 			report(*a);
 			continue;

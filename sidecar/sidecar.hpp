@@ -112,6 +112,7 @@ private:
 	std::string user_agent_;
 	CurlMulti multi_;
 	EasyPool easy_pool_{1024}; /* after multi_: destroyed first, its handles out of the multi */
+	UrlCache url_cache_{256};  /* after easy_pool_: destroyed first; attempts hold their URLs */
 	Fd signal_fd_;
 	std::map<std::string, PathState> paths_;
 	std::map<uint64_t, std::unique_ptr<Connection>> conns_;

@@ -296,6 +296,35 @@ def missing_env_variable_is_a_failed_attempt():
 
 
 @test
+def urls_curl_refuses_are_failed_attempts():
+    # the sidecar parses each URL once and hands curl the parsed form: a URL the parse refuses
+    # (a space in the host) and one it accepts but curl may not fetch (ftp) must still end as
+    # failed attempts with curl's reason, while a good webhook next to them is delivered
+    env_vars = {"HE_BAD_URL": "http://exa mple.com/hook", "HE_FTP_URL": "ftp://127.0.0.1:1/hook"}
+    env = Env(sidecar=False)
+    try:
+        env.sidecar = Sidecar(env.cluster, env_vars)
+        c = env.cluster
+        setup_db(c)
+        for name, var in (("badurl", "HE_BAD_URL"), ("ftpurl", "HE_FTP_URL")):
+            args = {"name": name, "table": "t", "webhook_from_env": var, "insert": {"columns": "*"}}
+            c.psql("SELECT hasura_events.metadata($$" + json.dumps({"type": "pg_create_event_trigger", "args": args})
+                   + "$$::jsonb)")
+        create_trigger(c, "goodurl", env.url("/ok"))
+        for i in range(3):
+            c.psql(f"INSERT INTO t VALUES ({i}, 'a')")
+        wait_for(lambda: all_delivered(c, "goodurl", 3) and event_states(c, "badurl") == [["f", "t", "1"]] * 3
+                 and event_states(c, "ftpurl") == [["f", "t", "1"]] * 3, what="failed attempts and deliveries")
+        msgs = {r[0]: r[1] for r in c.psql("SELECT DISTINCT trigger_name, response->'data'->>'message' "
+                                            "FROM hdb_catalog.event_invocation_logs WHERE trigger_name <> 'goodurl'")}
+        assert msgs["badurl"].startswith("URL using bad/illegal format"), msgs
+        assert 'Protocol "ftp" not supported' in msgs["ftpurl"], msgs
+        assert len(env.receiver.requests()) == 3
+    finally:
+        env.close()
+
+
+@test
 def rollback_sends_nothing():
     with Env() as env:
         c = env.cluster
