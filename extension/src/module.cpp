@@ -47,26 +47,15 @@ static void
 stop_dispatcher_for_drop(Oid dboid)
 {
 	pid_t pid = 0;
-	bool marked = false;
+	bool taken;
 	SpinLockAcquire(&hasura_events_shmem->mutex);
-	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES; i++) {
-		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
-		if (slot->dboid == dboid) {
-			slot->dropping = true;
-			pid = slot->pid;
-			marked = true;
-		}
-	}
-	/* no slot yet: take a free one, marked, so that the launcher's look at every database does
-	 * not start a dispatcher there while the drop runs (finish_drop frees it) */
-	for (int i = 0; i < HASURA_EVENTS_MAX_DATABASES && !marked; i++) {
-		DispatcherSlot *slot = &hasura_events_shmem->slots[i];
-		if (slot->dboid == InvalidOid) {
-			memset(slot, 0, sizeof(*slot));
-			slot->dboid = dboid;
-			slot->dropping = true;
-			marked = true;
-		}
+	/* with no slot yet, a free one is taken, not wanted, and marked, so that the launcher's look
+	 * at every database does not start a dispatcher there while the drop runs (finish_drop frees
+	 * it) */
+	DispatcherSlot *slot = hasura_events_find_slot(dboid, false, &taken);
+	if (slot != NULL) {
+		slot->dropping = true;
+		pid = slot->pid;
 	}
 	SpinLockRelease(&hasura_events_shmem->mutex);
 	if (pid == 0)

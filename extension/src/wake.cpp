@@ -85,11 +85,12 @@ hasura_events_shmem_init(void)
 }
 
 /*
- * find_slot: the slot of dboid, or else the first free one (*taken then says so), or NULL when
+ * hasura_events_find_slot: the slot of dboid, or else the first free one, taken for it (*taken
+ * then says so; wanted as asked, and a wanted database no longer waits for a slot), or NULL when
  * every slot belongs to another database. Call with the mutex held.
  */
-static DispatcherSlot *
-find_slot(Oid dboid, bool *taken)
+DispatcherSlot *
+hasura_events_find_slot(Oid dboid, bool want, bool *taken)
 {
 	DispatcherSlot *free_slot = NULL;
 	*taken = false;
@@ -103,10 +104,10 @@ find_slot(Oid dboid, bool *taken)
 	if (free_slot != NULL) {
 		memset(free_slot, 0, sizeof(*free_slot));
 		free_slot->dboid = dboid;
-		free_slot->wanted = true;
+		free_slot->wanted = want;
 		*taken = true;
 		/* no longer waiting for a slot */
-		int n = hasura_events_shmem->nwaiting;
+		int n = want ? hasura_events_shmem->nwaiting : 0;
 		for (int i = 0; i < n; i++)
 			if (hasura_events_shmem->waiting[i] == dboid) {
 				hasura_events_shmem->waiting[i] = hasura_events_shmem->waiting[n - 1];
@@ -145,7 +146,7 @@ hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor)
 	Latch *wake = NULL;
 	bool taken;
 	SpinLockAcquire(&hasura_events_shmem->mutex);
-	DispatcherSlot *slot = find_slot(dboid, &taken);
+	DispatcherSlot *slot = hasura_events_find_slot(dboid, true, &taken);
 	if (slot != NULL) {
 		slot->requests++;
 		slot->committed_floor = Min(slot->committed_floor, committed_floor);
@@ -185,7 +186,7 @@ hasura_events_look_at_database(Oid dboid, bool *no_slot)
 {
 	bool taken;
 	SpinLockAcquire(&hasura_events_shmem->mutex);
-	DispatcherSlot *slot = find_slot(dboid, &taken);
+	DispatcherSlot *slot = hasura_events_find_slot(dboid, true, &taken);
 	SpinLockRelease(&hasura_events_shmem->mutex);
 	*no_slot = slot == NULL;
 	return taken ? (int)(slot - hasura_events_shmem->slots) : -1;

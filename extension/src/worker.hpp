@@ -84,6 +84,8 @@ extern void hasura_events_handle_sigterm(SIGNAL_ARGS);
 
 /* Asks the launcher for a dispatcher in database dboid (and wakes the running one). */
 extern void hasura_events_request_dispatcher(Oid dboid, TimestampTz committed_floor = DT_NOBEGIN);
+/* The slot of dboid, or a free one taken for it (wake.cpp); call with the mutex held. */
+extern DispatcherSlot *hasura_events_find_slot(Oid dboid, bool want, bool *taken);
 /* The launcher's look at a database (wake.cpp): the slot taken for it, or -1. */
 extern int hasura_events_look_at_database(Oid dboid, bool *no_slot);
 
