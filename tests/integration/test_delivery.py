@@ -24,8 +24,11 @@ def test(fn):
 
 
 def create_trigger(cluster, name, webhook, db="postgres", table="t", **extra):
+    # webhook None: the trigger names its URL some other way (webhook_from_env in extra)
     args = {"name": name, "table": {"schema": "public", "name": table}, "webhook": webhook,
             "insert": {"columns": "*"}, "update": {"columns": "*"}, "delete": {"columns": "*"}}
+    if webhook is None:
+        del args["webhook"]
     for k, v in extra.items():
         if v is None:
             args.pop(k, None)
@@ -256,9 +259,7 @@ def headers_and_webhook_from_env():
         create_trigger(c, "hdr", "{{HE_TEST_BASE}}/ok?from=template",
                        headers=[{"name": "X-Secret", "value_from_env": "HE_TEST_SECRET"},
                                 {"name": "X-Plain", "value": "plain"}])
-        args = {"name": "fromenv", "table": "t", "webhook_from_env": "HE_TEST_URL", "insert": {"columns": "*"}}
-        c.psql("SELECT hasura_events.metadata($$" + json.dumps({"type": "pg_create_event_trigger", "args": args})
-               + "$$::jsonb)")
+        create_trigger(c, "fromenv", None, webhook_from_env="HE_TEST_URL")
         c.psql("INSERT INTO t VALUES (1, 'a')")
         wait_for(lambda: all_delivered(c, "hdr", 1) and all_delivered(c, "fromenv", 1), what="env deliveries")
         reqs = recv_env.receiver.requests()
@@ -306,10 +307,8 @@ def urls_curl_refuses_are_failed_attempts():
         env.sidecar = Sidecar(env.cluster, env_vars)
         c = env.cluster
         setup_db(c)
-        for name, var in (("badurl", "HE_BAD_URL"), ("ftpurl", "HE_FTP_URL")):
-            args = {"name": name, "table": "t", "webhook_from_env": var, "insert": {"columns": "*"}}
-            c.psql("SELECT hasura_events.metadata($$" + json.dumps({"type": "pg_create_event_trigger", "args": args})
-                   + "$$::jsonb)")
+        create_trigger(c, "badurl", None, webhook_from_env="HE_BAD_URL")
+        create_trigger(c, "ftpurl", None, webhook_from_env="HE_FTP_URL")
         create_trigger(c, "goodurl", env.url("/ok"))
         for i in range(3):
             c.psql(f"INSERT INTO t VALUES ({i}, 'a')")
