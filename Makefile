@@ -11,7 +11,7 @@
 # META.json is checked against it (make check-version).
 
 EXTENSION    = hasura_events
-EXTVERSION   = 0.1.0
+EXTVERSION   = 0.2.0
 MODULE_big   = hasura_events
 
 PG_CONFIG   ?= pg_config
@@ -21,6 +21,8 @@ PG_SRCS      = $(wildcard extension/src/*.cpp)
 OBJS         = $(PG_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
 DATA_built   = $(EXTENSION)--$(EXTVERSION).sql $(EXTENSION).control
+# The install scripts of earlier versions (frozen) and the upgrade scripts from each to the next.
+DATA         = $(wildcard extension/sql/$(EXTENSION)--*.sql)
 EXTRA_CLEAN  = $(DATA_built) results regression.diffs regression.out tmp_check
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

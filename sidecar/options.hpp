@@ -12,7 +12,7 @@
 #include <vector>
 
 #ifndef HASURA_EVENTS_VERSION
-#define HASURA_EVENTS_VERSION "0.1.0"
+#define HASURA_EVENTS_VERSION "0.2.0"
 #endif
 
 namespace hasura_events::sidecar {
