@@ -252,7 +252,7 @@ const char *const kDefinitionsSql =
  * nothing but marks the trigger-name index's key as updated: Postgres then does not take the new
  * entry for a duplicate of an old version and spares that index the b-tree bottom-up deletion
  * passes, which never find anything to delete there (the entry is the event's first in that
- * index). Measured: -4 % of the dispatcher's CPU in a drain.
+ * index).
  */
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
@@ -271,7 +271,7 @@ const char *const kOutcomeSql =
 /*
  * The outcome update of the delivered events of a batch, nearly all of them in a drain: the same
  * new values for every row, so no join with the outcomes: one scan of the primary key with the
- * ids as its array key (measured: -4 % of the dispatcher's CPU, against kOutcomeSql for all).
+ * ids as its array key (cheaper than kOutcomeSql's join with the unnested outcomes).
  * Retries and dead events go through kOutcomeSql, in the same transaction.
  */
 const char *const kDeliveredSql = "UPDATE hdb_catalog.event_log e "
@@ -1358,8 +1358,8 @@ hasura_events_dispatcher_main(Datum main_arg)
 			plan.look_again();
 			/* every 60th check looks from the very beginning: it finds what no commit announced
 			 * (a committed prepared transaction, a row changed by hand). Rarely: until vacuum has
-			 * been, it walks the claim index entries of every event delivered since (~0.1 s after
-			 * a 200k-event drain), and the claims waiting behind it wait that long */
+			 * been, it walks the claim index entries of every event delivered since, and the
+			 * claims waiting behind it wait that long */
 			if (++retry_checks % kFullLookEveryChecks == 0)
 				plan.full_scan = true;
 			next_retry_check = TimestampTzPlusMilliseconds(now, hasura_events_retry_check_interval_ms);
@@ -1387,7 +1387,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 				send_stats();
 				took_ms = (long)((GetCurrentTimestamp() - started) / 1000);
 			}
-			/* the figures walk the whole backlog (~0.6 s for a million pending events), and claims
+			/* the figures walk the whole backlog, and claims
 			 * wait meanwhile: with a big backlog they are sent less often, so that they never take
 			 * more than ~5 % of the dispatcher's time */
 			next_metrics = TimestampTzPlusMilliseconds(now, Max((long)hasura_events_metrics_interval_ms, 20 * took_ms));
