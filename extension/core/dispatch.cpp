@@ -35,7 +35,8 @@ struct Dispatch::Connection {
 	 * none is) */
 	int64_t accepted_ms = 0;
 	int64_t partial_since_ms = -1;
-	/* a claim of its expired: no more work until it reports an outcome */
+	/* a claim of its expired: no more work until it reports an outcome or grants credits (as a
+	 * sidecar does for the deliveries a Cancel made it drop) */
 	bool stalled = false;
 	/* events cancelled on it whose late Outcome is ignored, oldest first (bounded) */
 	std::unordered_set<std::string> cancelled;
@@ -223,6 +224,8 @@ Dispatch::handle(Connection &c, proto::Message &msg)
 		proto::encode(proto::Welcome{proto::kVersion, config_.database, config_.max_frame}, c.out);
 	} else if (auto *credit = std::get_if<proto::Credit>(&msg)) {
 		c.credits += credit->credits;
+		/* after a Cancel, the credits of the deliveries it dropped: it reads and works */
+		c.stalled = false;
 	} else if (auto *outcome = std::get_if<proto::Outcome>(&msg)) {
 		handle_outcome(c, *outcome);
 	} else if (auto *ping = std::get_if<proto::Ping>(&msg)) {
@@ -567,8 +570,8 @@ Dispatch::note_cancelled(Connection &c, const std::string &event_id)
  * expire_claims: the claims whose outcome is overdue leave the Dispatch as if their connection had
  * gone (nothing was written for them: the event is simply due again), and each connection that
  * held some gets one Cancel with their ids. The sidecar gives their credits back (docs/protocol.md);
- * the connection gets no more work until it reports an outcome, so a peer that never reports
- * stops collecting events after its first deadline.
+ * the connection gets no more work until it reports an outcome or grants credits, so a peer that
+ * takes events and never answers stops collecting them after its first deadline.
  */
 size_t
 Dispatch::expire_claims()

@@ -146,7 +146,7 @@ public:
 	 * hello_timeout_ms, or in the middle of a frame for frame_timeout_ms, is failed (wants_close);
 	 * a claim without an outcome at timeout_sec + outcome_grace_ms after it was handed out is
 	 * dropped (the event is due again: the caller looks for it everywhere), and its connection gets
-	 * a Cancel and no more work until it reports an outcome. Returns how many claims it dropped.
+	 * a Cancel and no more work until it reports an outcome or grants credits. Returns how many claims it dropped.
 	 */
 	size_t check_deadlines();
 	/* The earliest time check_deadlines has something to do (INT64_MAX: none); for the wait. */

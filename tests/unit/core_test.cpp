@@ -616,6 +616,15 @@ TEST(Dispatch, OverdueClaimsAreCancelled)
 	EXPECT_EQ(d.record_count(), 0u);
 	EXPECT_EQ(d.stats().late_outcomes, 1u);
 	EXPECT_EQ(d.claimable(), 10u - 3u);
+	/* a Credit ends the stall too: what a sidecar sends for the deliveries a Cancel dropped */
+	d.set_now(200000);
+	ASSERT_EQ(d.hand_out(&ev.views[0], 1), 1u);
+	d.set_now(200000 + 65000);
+	EXPECT_EQ(d.check_deadlines(), 1u);
+	EXPECT_EQ(d.claimable(), 0u);
+	s.send(proto::Credit{1});
+	EXPECT_EQ(d.claimable(), 10u - 3u);
+	d.set_now(65000);
 	/* e1 handed out again, to the same sidecar: its next outcome is this claim's */
 	ASSERT_EQ(d.hand_out(&ev.views[1], 1), 1u);
 	EXPECT_EQ(d.next_deadline_ms(), 65000 + 65000);
