@@ -612,8 +612,9 @@ hasura_events::RepeatLimiter *attempt_log_limiter = NULL;
 std::string *attempt_log_summary = NULL; /* pop_summary's line; not on a stack that can ereport */
 int64 monotonic_ms(void);
 
-/* attempt_log_admits: false when this failure's line is only counted (see above). */
-bool
+/* attempt_log_admits: false when this failure's line is only counted (see above). Not inlined:
+ * inlined into write_outcomes, its guard makes gcc see the record's fields as maybe unset. */
+pg_noinline bool
 attempt_log_admits(const RecordView *r)
 {
 	StringInfoData key;
