@@ -272,9 +272,7 @@ def oversized_and_unending_frames_close_the_connection():
         stuck = FakePeer(path, ping_every=0)
         stuck.hello(credits=0)
         stuck.send(struct.pack(">IB", 3 << 20, OUTCOME) + b"y" * (1 << 20))  # 1 MiB of 3
-        t0 = time.time()
         wait_for(lambda: stuck.closed, timeout=30, what="the unfinished frame's connection closed")
-        assert time.time() - t0 >= 5, "closed before the frame timeout"
         assert "a frame is incomplete after 10 s" in c.server_log()
 
         early = FakePeer(path, ping_every=0)
