@@ -603,9 +603,9 @@ claim_in_tx(int want, bool after_cursor, bool full_scan)
 
 /*
  * The attempt-failure lines of the server log are rate-limited: per interval, the first failure
- * of each kind (trigger, outcome kind, status, error) is written, the others are counted, and one
- * line says how many were left out (log_suppressed_attempts). A webhook that keeps failing the
- * same way costs a few lines per interval instead of one per attempt.
+ * of each kind (trigger, outcome kind, status, result (retry or dead), error) is written, the others are counted, and
+ * one line says how many were left out (log_suppressed_attempts). A webhook that keeps failing the same way costs a few
+ * lines per interval instead of one per attempt.
  */
 constexpr int64_t kAttemptLogIntervalMs = 10000;
 hasura_events::RepeatLimiter *attempt_log_limiter = NULL;
@@ -621,7 +621,8 @@ attempt_log_admits(const RecordView *r)
 	initStringInfo(&key);
 	appendStringInfoString(&key, "\"trigger\": ");
 	escape_json(&key, r->trigger_name);
-	appendStringInfo(&key, ", \"kind\": \"%s\", \"status\": %d", r->outcome, r->http_status);
+	appendStringInfo(&key, ", \"kind\": \"%s\", \"status\": %d, \"result\": \"%s\"", r->outcome, r->http_status,
+					 r->dead ? "dead" : "retry");
 	if (r->error[0] != '\0') {
 		appendStringInfoString(&key, ", \"error\": ");
 		escape_json(&key, r->error);

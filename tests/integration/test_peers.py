@@ -313,7 +313,7 @@ def repeated_attempt_failures_are_rate_limited_in_the_server_log():
         summaries = wait_for(lambda: lines("attempt failures suppressed"), timeout=30, what="a summary line")
         assert len(lines("attempt")) == 1, lines("attempt")
         assert summaries == [{"msg": "attempt failures suppressed", "trigger": "boom", "kind": "http_error",
-                              "status": 500, "suppressed": 29, "interval_sec": 10}], summaries
+                              "status": 500, "result": "dead", "suppressed": 29, "interval_sec": 10}], summaries
 
 
 def main(argv):
