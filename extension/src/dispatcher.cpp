@@ -603,9 +603,9 @@ claim_in_tx(int want, bool after_cursor, bool full_scan)
 
 /*
  * The attempt-failure lines of the server log are rate-limited: per interval, the first failure
- * of each kind (trigger, outcome kind, status, result (retry or dead), error) is written, the others are counted, and
- * one line says how many were left out (log_suppressed_attempts). A webhook that keeps failing the same way costs a few
- * lines per interval instead of one per attempt.
+ * of each kind (trigger, outcome kind, status, result (retry or dead), error) is written, the
+ * others are counted, and one line says how many were left out (log_suppressed_attempts). A
+ * webhook that keeps failing the same way costs a few lines per interval instead of one each.
  */
 constexpr int64_t kAttemptLogIntervalMs = 10000;
 hasura_events::RepeatLimiter *attempt_log_limiter = NULL;
