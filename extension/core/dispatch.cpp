@@ -38,6 +38,9 @@ struct Dispatch::Connection {
 	/* a claim of its expired: no more work until it reports an outcome or grants credits (as a
 	 * sidecar does for the deliveries a Cancel made it drop) */
 	bool stalled = false;
+	/* Cancels sent since its last outcome: a peer that takes events, never reports and grants
+	 * credits again to get more is closed after kMaxCancelsWithoutOutcome of them */
+	uint32_t cancels_without_outcome = 0;
 	/* events cancelled on it whose late Outcome is ignored, oldest first (bounded) */
 	std::unordered_set<std::string> cancelled;
 	std::deque<std::string> cancelled_order;
@@ -65,6 +68,7 @@ constexpr size_t kMaxBufferedUnasked = 1 << 20;
 constexpr size_t kMaxCancelledKept = 4096;
 /* Event ids per Cancel frame. */
 constexpr size_t kCancelIdsPerFrame = 10000;
+constexpr uint32_t kMaxCancelsWithoutOutcome = 3;
 
 RetryDecision
 decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
@@ -252,6 +256,7 @@ Dispatch::handle_outcome(Connection &c, proto::Outcome &o)
 		if (c.cancelled.erase(o.event_id) > 0) {
 			stats_.late_outcomes++;
 			c.stalled = false;
+			c.cancels_without_outcome = 0;
 			return;
 		}
 		fail(c, "outcome for event " + o.event_id + ", which was not handed to this sidecar");
@@ -259,6 +264,7 @@ Dispatch::handle_outcome(Connection &c, proto::Outcome &o)
 	}
 	Claim &claim = *it->second;
 	c.stalled = false;
+	c.cancels_without_outcome = 0;
 	forget_deadline(claim);
 	claim.conn_id = -1;
 	Record rec;
@@ -595,6 +601,9 @@ Dispatch::expire_claims()
 			continue;
 		Connection &conn = *c->second;
 		conn.stalled = true;
+		if (++conn.cancels_without_outcome >= kMaxCancelsWithoutOutcome)
+			fail(conn, "no outcome reported for the events of " + std::to_string(conn.cancels_without_outcome) +
+						   " Cancels in a row (hasura_events.outcome_grace)");
 		for (const std::string &id : kv.second)
 			note_cancelled(conn, id);
 		for (size_t at = 0; at < kv.second.size(); at += kCancelIdsPerFrame) {

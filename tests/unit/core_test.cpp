@@ -638,6 +638,37 @@ TEST(Dispatch, OverdueClaimsAreCancelled)
 	EXPECT_NE(why.find("not handed to this sidecar"), std::string::npos) << why;
 }
 
+/* A peer that grants credits after each Cancel (which ends the stall) but never reports is
+ * closed at its third Cancel in a row; one outcome in between starts the count again. */
+TEST(Dispatch, PeerThatNeverReportsIsClosedAfterThreeCancels)
+{
+	DispatchConfig cfg = config();
+	cfg.outcome_grace_ms = 1000;
+	Dispatch d(cfg);
+	int64_t now = 0;
+	d.set_now(now);
+	FakeSidecar s(d, 1);
+	s.handshake(100);
+	Events ev(1); /* timeout_sec 5: a deadline 6 s after the hand-out */
+	std::string why;
+	auto round = [&]() {
+		EXPECT_EQ(d.hand_out(ev.views.data(), 1), 1u);
+		now += 6000;
+		d.set_now(now);
+		EXPECT_EQ(d.check_deadlines(), 1u);
+		s.send(proto::Credit{1});
+	};
+	round();
+	round();
+	s.send(delivered("e0")); /* a late outcome: it works after all */
+	round();
+	round();
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	round();
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_NE(why.find("3 Cancels in a row"), std::string::npos) << why;
+}
+
 /* Claims that end otherwise leave no deadline behind: a reported outcome, a closed connection. */
 TEST(Dispatch, DeadlinesEndWithTheirClaims)
 {
