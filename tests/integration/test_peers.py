@@ -52,13 +52,15 @@ class FakePeer:
     (so it never looks silent), and records the ids of the Deliver and Cancel frames it gets.
     It reports an Outcome only when told to (outcome())."""
 
-    def __init__(self, path, ping_every=1.0):
+    def __init__(self, path, ping_every=1.0, regrant=False):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
         self.lock = threading.Lock()
         self.delivered, self.cancelled, self.types = [], [], []
         self.closed = False
         self.ping_every = ping_every
+        self.regrant = regrant  # grant a credit back for each cancelled event (and still report nothing)
+        self.cancels = 0
         threading.Thread(target=self._read, daemon=True).start()
 
     def send(self, data):
@@ -114,6 +116,12 @@ class FakePeer:
                     for _ in range(count):
                         event_id, pos = read_str(body, pos)
                         self.cancelled.append(event_id)
+                    self.cancels += 1
+                    if self.regrant:
+                        try:
+                            self.send(frame(CREDIT, struct.pack(">I", count)))
+                        except OSError:
+                            pass
                 elif mtype == PING:
                     try:
                         self.send(frame(PONG, body))
@@ -185,6 +193,30 @@ def a_peer_that_never_reports_loses_its_events():
             assert not peer.closed, "the peer was disconnected"
             assert len(peer.delivered) == 20, "the peer got events again without reporting an outcome"
             assert '"deliveries cancelled by the worker' not in env.sidecar.output()
+        finally:
+            peer.close()
+
+
+@test
+def a_peer_that_regrants_credits_but_never_reports_is_disconnected():
+    # A Credit ends the pause after a Cancel (what a sidecar sends for the deliveries it dropped),
+    # so a peer that grants credits again gets the events again. At its third Cancel without an
+    # outcome in between it is disconnected, and the real sidecar delivers.
+    with Env(extra_conf=PEER_CONF + ["hasura_events.outcome_grace = '1s'"], sidecar=False) as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "again", env.url("/ok"), retry_conf={"num_retries": 0, "timeout_sec": 1})
+        peer = FakePeer(socket_path(c), regrant=True)
+        try:
+            peer.hello(credits=5)
+            c.psql("INSERT INTO t SELECT g, 'n' FROM generate_series(1, 5) g")
+            wait_for(lambda: peer.closed, timeout=60, what="the peer disconnected")
+            assert peer.cancels == 3, peer.cancels
+            assert sorted(peer.cancelled) == sorted(event_ids(c, "again") * 3), peer.cancelled
+            assert "no outcome reported for the events of 3 Cancels in a row" in c.server_log()
+            env.sidecar = Sidecar(c)
+            wait_for(lambda: all_delivered(c, "again", 5), timeout=30, what="5 delivered by the real sidecar")
+            assert event_states(c, "again") == [["t", "f", "1"]] * 5, event_states(c, "again")
         finally:
             peer.close()
 
