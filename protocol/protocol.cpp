@@ -198,6 +198,22 @@ encode_body(Writer &w, const Stats &m)
 	}
 }
 
+void
+encode_body(Writer &, const Unassigned11 &)
+{
+	throw std::invalid_argument("hasura_events protocol: message type 11 is not assigned");
+}
+
+void
+encode_body(Writer &w, const Cancel &m)
+{
+	if (m.event_ids.size() > UINT32_MAX)
+		throw std::length_error("hasura_events protocol: too many event ids");
+	w.u32(static_cast<uint32_t>(m.event_ids.size()));
+	for (const std::string &id : m.event_ids)
+		w.str(id);
+}
+
 /* ---------------------------------------------------------------- decoding */
 
 /*
@@ -437,8 +453,27 @@ decode_body(Reader &r, Stats &m)
 	}
 }
 
-const char *const kTypeNames[] = {"Hello",   "Welcome", "Reject", "Credit",  "Deliver",
-								  "Outcome", "Ping",    "Pong",   "Goodbye", "Stats"};
+void
+decode_body(Reader &r, Unassigned11 &)
+{
+	r.error = "unknown message type 11"; /* decode_frame refuses it before */
+}
+
+void
+decode_body(Reader &r, Cancel &m)
+{
+	uint32_t count = r.u32("event_count");
+	m.event_ids.reserve(r.count_hint(count, 4));
+	for (uint32_t i = 0; i < count && r.ok(); i++) {
+		std::string id = r.str("event_id");
+		if (r.ok())
+			m.event_ids.push_back(std::move(id));
+	}
+}
+
+constexpr size_t kUnassignedType = 11;
+const char *const kTypeNames[] = {"Hello", "Welcome", "Reject",  "Credit", "Deliver", "Outcome",
+								  "Ping",  "Pong",    "Goodbye", "Stats",  "unknown", "Cancel"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Message>);
 
 /*
@@ -557,6 +592,17 @@ encoded_size(const Message &msg)
 			for (const TriggerStats &t : m.triggers)
 				n += 4 + t.name.size() + 8 + 8 + 8 + 8;
 		}
+		void
+		operator()(const Unassigned11 &)
+		{
+		}
+		void
+		operator()(const Cancel &m)
+		{
+			n += 4;
+			for (const std::string &id : m.event_ids)
+				n += 4 + id.size();
+		}
 	} counter;
 	std::visit(counter, msg);
 	return counter.n;
@@ -605,7 +651,7 @@ decode_frame(const char *data, size_t len, Message &out, std::string &error)
 		return false;
 	}
 	auto type = static_cast<uint8_t>(data[0]);
-	if (type < 1 || type > std::variant_size_v<Message>) {
+	if (type < 1 || type > std::variant_size_v<Message> || type == kUnassignedType) {
 		error = "unknown message type " + std::to_string(type);
 		return false;
 	}

@@ -29,6 +29,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unordered_set>
 #include <vector>
 
 namespace hasura_events::sidecar {
@@ -551,6 +552,10 @@ Sidecar::handle_message(Connection &c, proto::Message &m)
 		enqueue(c.id, std::move(*d));
 		return true;
 	}
+	if (auto *cancel = std::get_if<proto::Cancel>(&m)) {
+		cancel_deliveries(c, *cancel);
+		return true;
+	}
 	if (auto *p = std::get_if<proto::Ping>(&m)) {
 		send(c, proto::Pong{p->token});
 		return true;
@@ -849,6 +854,54 @@ Sidecar::handle_http(const HttpRequest &req)
 		r.body = "not found; try /metrics or /healthz\n";
 	}
 	return r;
+}
+
+/*
+ * Sidecar::cancel_deliveries: the worker took these events back (their outcome was overdue) and
+ * may hand them to another sidecar. Each still queued here is dropped, each in flight is aborted,
+ * neither is reported, and each gives its credit back (as its Outcome would have): an event must
+ * not be in flight twice, and the worker ignores an outcome for it now. An event already reported
+ * is not here any more: nothing to do, its Outcome earned its credit.
+ */
+void
+Sidecar::cancel_deliveries(Connection &c, const proto::Cancel &cancel)
+{
+	std::unordered_set<std::string> ids(cancel.event_ids.begin(), cancel.event_ids.end());
+	uint64_t conn_id = c.id;
+	auto cancelled = [&](const proto::Deliver &d) { return ids.count(d.event_id) > 0; };
+	size_t dropped = 0;
+	for (auto &entry : routes_) {
+		Route &r = *entry.second;
+		size_t before = r.queue.size();
+		r.queue.erase(std::remove_if(r.queue.begin(), r.queue.end(),
+									 [&](const Queued &q) { return q.conn_id == conn_id && cancelled(q.deliver); }),
+					  r.queue.end());
+		if (r.queue.size() != before) {
+			dropped += before - r.queue.size();
+			update_ready(r);
+		}
+	}
+	queued_ -= dropped;
+	size_t aborted = 0;
+	for (auto a = attempts_.begin(); a != attempts_.end();) {
+		Attempt &attempt = *a->second.attempt;
+		if (attempt.conn_id() == conn_id && cancelled(attempt.deliver())) {
+			attempt.abandon("cancelled by the worker");
+			attempt_ended(*a->second.route, attempt, false);
+			a = attempts_.erase(a);
+			aborted++;
+		} else {
+			++a;
+		}
+	}
+	if (!c.goodbye_sent)
+		c.pending_credits += uint32_t(dropped + aborted);
+	LogLine(LogLevel::Warn, "deliveries cancelled by the worker (their outcome was overdue)")
+		.str("database", c.database)
+		.num("cancelled", int64_t(ids.size()))
+		.num("queued_dropped", int64_t(dropped))
+		.num("in_flight_aborted", int64_t(aborted))
+		.emit();
 }
 
 } // namespace hasura_events::sidecar

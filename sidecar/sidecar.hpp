@@ -94,6 +94,7 @@ private:
 	void send(Connection &c, const proto::Message &m);
 	void dispatch();
 	void enqueue(uint64_t conn_id, proto::Deliver d);
+	void cancel_deliveries(Connection &c, const proto::Cancel &cancel);
 	Route &route_for(const proto::Deliver &d);
 	void update_ready(Route &r);
 	void attempt_ended(Route &r, Attempt &a, bool sample);

@@ -8,7 +8,10 @@
 #include "json_text.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
+#include <deque>
+#include <unordered_set>
 
 #include "cpp_only.hpp"
 
@@ -28,6 +31,19 @@ struct Dispatch::Connection {
 	int64_t heard_ms = 0;
 	int64_t work_since_ms = -1;
 	bool pinged = false;
+	/* deadlines (check_deadlines): when it was accepted; since when a frame is incomplete (-1:
+	 * none is) */
+	int64_t accepted_ms = 0;
+	int64_t partial_since_ms = -1;
+	/* a claim of its expired: no more work until it reports an outcome or grants credits (as a
+	 * sidecar does for the deliveries a Cancel made it drop) */
+	bool stalled = false;
+	/* Cancels sent since its last outcome: a peer that takes events, never reports and grants
+	 * credits again to get more is closed after kMaxCancelsWithoutOutcome of them */
+	uint32_t cancels_without_outcome = 0;
+	/* events cancelled on it whose late Outcome is ignored, oldest first (bounded) */
+	std::unordered_set<std::string> cancelled;
+	std::deque<std::string> cancelled_order;
 	explicit Connection(int id_, uint32_t max_frame) : id(id_), reader(max_frame) {}
 };
 
@@ -38,12 +54,21 @@ struct Dispatch::Claim {
 	uint32_t tries;
 	uint32_t num_retries;
 	uint32_t interval_sec;
-	int conn_id; /* -1 once the outcome is in records_ */
+	int conn_id;                     /* -1 once the outcome is in records_ */
+	int64_t deadline_ms = 0;         /* its entry in deadlines_, while conn_id >= 0 */
+	const std::string *id = nullptr; /* its key in claims_ (stable: a node's key never moves) */
 };
 
 /* Frames the sidecar did not ask for (Stats) or that answer its own Pings are not buffered beyond
  * this much unsent output: a sidecar that stopped reading must not grow the buffer for ever. */
 constexpr size_t kMaxBufferedUnasked = 1 << 20;
+
+/* Cancelled events whose late Outcome a connection may still send (and is ignored): beyond this
+ * many, the oldest are forgotten, and an Outcome for one of those is a protocol error. */
+constexpr size_t kMaxCancelledKept = 4096;
+/* Event ids per Cancel frame. */
+constexpr size_t kCancelIdsPerFrame = 10000;
+constexpr uint32_t kMaxCancelsWithoutOutcome = 3;
 
 RetryDecision
 decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
@@ -121,8 +146,11 @@ Dispatch::~Dispatch() = default;
 void
 Dispatch::add_connection(int conn_id)
 {
-	conns_[conn_id] = std::make_unique<Connection>(conn_id, config_.max_frame);
-	conns_[conn_id]->heard_ms = now_ms_;
+	/* until its Hello, a connection may send nothing but a small Hello */
+	auto c = std::make_unique<Connection>(conn_id, std::min(proto::kMaxHelloFrame, config_.max_frame));
+	c->heard_ms = now_ms_;
+	c->accepted_ms = now_ms_;
+	conns_[conn_id] = std::move(c);
 }
 
 void
@@ -145,6 +173,7 @@ Dispatch::on_bytes(int conn_id, const char *data, size_t len)
 	c.work_since_ms = -1;
 	c.pinged = false;
 	c.reader.feed(data, len);
+	bool decoded = false;
 	for (;;) {
 		proto::Message msg;
 		std::string error;
@@ -155,10 +184,16 @@ Dispatch::on_bytes(int conn_id, const char *data, size_t len)
 			fail(c, "malformed frame: " + error);
 			break;
 		}
+		decoded = true;
 		handle(c, msg);
 		if (!c.close_reason.empty())
 			break;
 	}
+	/* the frame now incomplete began with these bytes if a frame ended in them */
+	if (c.reader.buffered() == 0)
+		c.partial_since_ms = -1;
+	else if (decoded || c.partial_since_ms < 0)
+		c.partial_since_ms = now_ms_;
 }
 
 void
@@ -180,11 +215,21 @@ Dispatch::handle(Connection &c, proto::Message &msg)
 			fail(c, rej.reason);
 			return;
 		}
+		if (ready_connections() >= config_.max_sidecars) {
+			proto::Reject rej{std::to_string(config_.max_sidecars) +
+							  " sidecars are connected to this database already"};
+			proto::encode(rej, c.out);
+			fail(c, rej.reason);
+			return;
+		}
 		c.welcomed = true;
 		c.sidecar_id = hello->sidecar_id;
+		c.reader.set_max_frame(config_.max_frame);
 		proto::encode(proto::Welcome{proto::kVersion, config_.database, config_.max_frame}, c.out);
 	} else if (auto *credit = std::get_if<proto::Credit>(&msg)) {
 		c.credits += credit->credits;
+		/* after a Cancel, the credits of the deliveries it dropped: it reads and works */
+		c.stalled = false;
 	} else if (auto *outcome = std::get_if<proto::Outcome>(&msg)) {
 		handle_outcome(c, *outcome);
 	} else if (auto *ping = std::get_if<proto::Ping>(&msg)) {
@@ -206,10 +251,21 @@ Dispatch::handle_outcome(Connection &c, proto::Outcome &o)
 {
 	auto it = claims_.find(o.event_id);
 	if (it == claims_.end() || it->second->conn_id != c.id) {
+		/* sent before the sidecar read our Cancel: the event is back in the queue (or in flight
+		 * again elsewhere), and this attempt's result is dropped: at least once */
+		if (c.cancelled.erase(o.event_id) > 0) {
+			stats_.late_outcomes++;
+			c.stalled = false;
+			c.cancels_without_outcome = 0;
+			return;
+		}
 		fail(c, "outcome for event " + o.event_id + ", which was not handed to this sidecar");
 		return;
 	}
 	Claim &claim = *it->second;
+	c.stalled = false;
+	c.cancels_without_outcome = 0;
+	forget_deadline(claim);
 	claim.conn_id = -1;
 	Record rec;
 	rec.event_id = o.event_id;
@@ -250,6 +306,7 @@ Dispatch::remove_connection(int conn_id)
 	size_t returned = 0;
 	for (auto it = claims_.begin(); it != claims_.end();) {
 		if (it->second->conn_id == conn_id) {
+			forget_deadline(*it->second);
 			it = claims_.erase(it);
 			returned++;
 		} else
@@ -282,7 +339,7 @@ Dispatch::claimable() const
 	uint64_t credits = 0;
 	for (const auto &kv : conns_) {
 		const Connection &c = *kv.second;
-		if (c.welcomed && !c.draining && c.close_reason.empty())
+		if (c.welcomed && !c.draining && !c.stalled && c.close_reason.empty())
 			credits += c.credits;
 	}
 	size_t room = claims_.size() >= config_.max_inflight ? 0 : config_.max_inflight - claims_.size();
@@ -315,7 +372,7 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 	std::vector<Connection *> ready;
 	for (auto &kv : conns_) {
 		Connection &c = *kv.second;
-		if (c.welcomed && !c.draining && c.close_reason.empty() && c.credits > 0)
+		if (c.welcomed && !c.draining && !c.stalled && c.close_reason.empty() && c.credits > 0)
 			ready.push_back(&c);
 	}
 	size_t next = ready.empty() ? 0 : size_t(rr_++) % ready.size();
@@ -360,7 +417,10 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 		claim->num_retries = e.num_retries;
 		claim->interval_sec = e.interval_sec;
 		claim->conn_id = target->id;
-		claims_[e.id] = std::move(claim);
+		claim->deadline_ms = now_ms_ + int64_t(e.timeout_sec) * 1000 + config_.outcome_grace_ms;
+		deadlines_.emplace(claim->deadline_ms, e.id);
+		auto placed = claims_.emplace(e.id, std::move(claim)).first;
+		placed->second->id = &placed->first;
 	}
 	return n;
 }
@@ -479,12 +539,140 @@ Dispatch::stats_json() const
 	char buf[512];
 	snprintf(buf, sizeof(buf),
 			 "{\"type\": \"event-trigger-process\", \"detail\": {\"num_events_fetched\": %llu, \"num_fetches\": %llu, "
-			 "\"delivered\": %llu, \"retried\": %llu, \"dead\": %llu, \"returned\": %llu, \"inflight\": %zu, "
-			 "\"sidecars\": %zu}}",
+			 "\"delivered\": %llu, \"retried\": %llu, \"dead\": %llu, \"returned\": %llu, \"cancelled\": %llu, "
+			 "\"inflight\": %zu, \"sidecars\": %zu}}",
 			 (unsigned long long)stats_.events_fetched, (unsigned long long)stats_.fetches,
 			 (unsigned long long)stats_.delivered, (unsigned long long)stats_.retried, (unsigned long long)stats_.dead,
-			 (unsigned long long)stats_.returned, claims_.size(), conns_.size());
+			 (unsigned long long)stats_.returned, (unsigned long long)stats_.cancelled, claims_.size(), conns_.size());
 	return buf;
+}
+
+/* ---------------------------------------------------------------- deadlines */
+
+void
+Dispatch::forget_deadline(Claim &claim)
+{
+	if (claim.id != nullptr)
+		deadlines_.erase(std::make_pair(claim.deadline_ms, *claim.id));
+}
+
+/*
+ * note_cancelled: remembers that c may still send an Outcome for event_id (one it sent before it
+ * read the Cancel), so that it is ignored instead of taken for a protocol error.
+ */
+void
+Dispatch::note_cancelled(Connection &c, const std::string &event_id)
+{
+	if (!c.cancelled.insert(event_id).second)
+		return;
+	c.cancelled_order.push_back(event_id);
+	while (c.cancelled_order.size() > kMaxCancelledKept) {
+		c.cancelled.erase(c.cancelled_order.front());
+		c.cancelled_order.pop_front();
+	}
+}
+
+/*
+ * expire_claims: the claims whose outcome is overdue leave the Dispatch as if their connection had
+ * gone (nothing was written for them: the event is simply due again), and each connection that
+ * held some gets one Cancel with their ids. The sidecar gives their credits back (docs/protocol.md);
+ * the connection gets no more work until it reports an outcome or grants credits, so a peer that
+ * takes events and never answers stops collecting them after its first deadline.
+ */
+size_t
+Dispatch::expire_claims()
+{
+	std::map<int, std::vector<std::string>> cancels;
+	size_t expired = 0;
+	while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms_) {
+		int64_t deadline = deadlines_.begin()->first;
+		std::string id = deadlines_.begin()->second;
+		deadlines_.erase(deadlines_.begin());
+		auto it = claims_.find(id);
+		if (it == claims_.end() || it->second->conn_id < 0 || it->second->deadline_ms != deadline)
+			continue; /* not a claim's entry any more (defensive: each is erased with its claim) */
+		cancels[it->second->conn_id].push_back(id);
+		claims_.erase(it);
+		expired++;
+	}
+	for (auto &kv : cancels) {
+		auto c = conns_.find(kv.first);
+		if (c == conns_.end())
+			continue;
+		Connection &conn = *c->second;
+		conn.stalled = true;
+		if (++conn.cancels_without_outcome >= kMaxCancelsWithoutOutcome)
+			fail(conn, "no outcome reported for the events of " + std::to_string(conn.cancels_without_outcome) +
+						   " Cancels in a row (hasura_events.outcome_grace)");
+		for (const std::string &id : kv.second)
+			note_cancelled(conn, id);
+		for (size_t at = 0; at < kv.second.size(); at += kCancelIdsPerFrame) {
+			proto::Cancel cancel;
+			size_t end = std::min(kv.second.size(), at + kCancelIdsPerFrame);
+			cancel.event_ids.assign(std::make_move_iterator(kv.second.begin() + long(at)),
+									std::make_move_iterator(kv.second.begin() + long(end)));
+			proto::encode(cancel, conn.out);
+		}
+	}
+	stats_.returned += expired;
+	stats_.cancelled += expired;
+	return expired;
+}
+
+size_t
+Dispatch::check_deadlines()
+{
+	for (auto &kv : conns_) {
+		Connection &c = *kv.second;
+		if (!c.close_reason.empty())
+			continue;
+		if (!c.welcomed && now_ms_ - c.accepted_ms >= config_.hello_timeout_ms)
+			fail(c, "no Hello within " + std::to_string(config_.hello_timeout_ms / 1000) + " s of connecting");
+		else if (c.partial_since_ms >= 0 && now_ms_ - c.partial_since_ms >= config_.frame_timeout_ms)
+			fail(c, "a frame is incomplete after " + std::to_string(config_.frame_timeout_ms / 1000) + " s (" +
+						std::to_string(c.reader.buffered()) + " bytes of it arrived)");
+	}
+	return expire_claims();
+}
+
+int64_t
+Dispatch::next_deadline_ms() const
+{
+	int64_t next = deadlines_.empty() ? INT64_MAX : deadlines_.begin()->first;
+	for (const auto &kv : conns_) {
+		const Connection &c = *kv.second;
+		if (!c.close_reason.empty())
+			continue;
+		if (!c.welcomed)
+			next = std::min(next, c.accepted_ms + config_.hello_timeout_ms);
+		if (c.partial_since_ms >= 0)
+			next = std::min(next, c.partial_since_ms + config_.frame_timeout_ms);
+	}
+	return next;
+}
+
+size_t
+Dispatch::handshaking_count() const
+{
+	size_t n = 0;
+	for (const auto &kv : conns_)
+		n += !kv.second->welcomed;
+	return n;
+}
+
+int
+Dispatch::oldest_handshake() const
+{
+	int oldest = -1;
+	int64_t since = INT64_MAX;
+	for (const auto &kv : conns_) {
+		const Connection &c = *kv.second;
+		if (!c.welcomed && c.accepted_ms < since) {
+			since = c.accepted_ms;
+			oldest = c.id;
+		}
+	}
+	return oldest;
 }
 
 } // namespace hasura_events

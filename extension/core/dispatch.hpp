@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -97,8 +98,14 @@ struct RecordView {
 struct DispatchConfig {
 	uint32_t max_inflight = 1000;
 	uint32_t max_retry_after_attempts = 100;
-	uint32_t max_frame = proto::kDefaultMaxFrame;
+	uint32_t max_frame = proto::kMaxSidecarFrame; /* after the Hello; announced in Welcome */
 	std::string database;
+	/* a claim's outcome is overdue (the claim is taken back, check_deadlines) this long after its
+	 * trigger's timeout_sec (hasura_events.outcome_grace) */
+	int64_t outcome_grace_ms = 60000;
+	size_t max_sidecars = 64;         /* connections past their Hello; the next Hello is rejected */
+	int64_t hello_timeout_ms = 5000;  /* from accept to Hello */
+	int64_t frame_timeout_ms = 10000; /* from a frame's first byte to its last */
 };
 
 struct DispatchStats {
@@ -107,7 +114,9 @@ struct DispatchStats {
 	uint64_t delivered = 0;
 	uint64_t retried = 0;
 	uint64_t dead = 0;
-	uint64_t returned = 0; /* claims given back when a sidecar went away */
+	uint64_t returned = 0;      /* claims given back when a sidecar went away or was too late */
+	uint64_t cancelled = 0;     /* of those: taken back because their outcome was overdue */
+	uint64_t late_outcomes = 0; /* outcomes ignored because their claim had been cancelled */
 };
 
 class Dispatch {
@@ -131,6 +140,20 @@ public:
 	/* Sidecars that hold claims and have sent nothing: a Ping after a third of silence_ms, failed
 	 * (wants_close) after silence_ms. Returns how many it failed. */
 	size_t check_silence(int64_t silence_ms);
+
+	/*
+	 * The deadlines, at the clock of set_now: a connection without its Hello after
+	 * hello_timeout_ms, or in the middle of a frame for frame_timeout_ms, is failed (wants_close);
+	 * a claim without an outcome at timeout_sec + outcome_grace_ms after it was handed out is
+	 * dropped (the event is due again: the caller looks for it everywhere), and its connection gets
+	 * a Cancel and no more work until it reports an outcome or grants credits. Returns how many claims it dropped.
+	 */
+	size_t check_deadlines();
+	/* The earliest time check_deadlines has something to do (INT64_MAX: none); for the wait. */
+	int64_t next_deadline_ms() const;
+	/* Connections that have not said Hello yet, and the one accepted first among them (-1: none). */
+	size_t handshaking_count() const;
+	int oldest_handshake() const;
 
 	/* A sidecar connected (the socket was accepted and the peer checked). */
 	void add_connection(int conn_id);
@@ -207,10 +230,15 @@ private:
 	void handle(Connection &c, proto::Message &msg);
 	void handle_outcome(Connection &c, proto::Outcome &o);
 	void fail(Connection &c, const std::string &why);
+	void forget_deadline(Claim &claim);
+	size_t expire_claims();
+	void note_cancelled(Connection &c, const std::string &event_id);
 
 	DispatchConfig config_;
 	std::map<int, std::unique_ptr<Connection>> conns_;
 	std::unordered_map<std::string, std::unique_ptr<Claim>> claims_;
+	/* the outcome deadline of every claim held by a connection, earliest first */
+	std::set<std::pair<int64_t, std::string>> deadlines_;
 	std::vector<Record> records_;
 	std::vector<const char *> claimed_ptrs_;
 	std::vector<proto::FetchSample> fetch_samples_; /* since the last Stats */

@@ -7,12 +7,15 @@
  */
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <climits>
 #include <string>
 #include <vector>
 
 #include "dispatch.hpp"
 #include "event_json.hpp"
 #include "protocol.hpp"
+#include "repeat_limiter.hpp"
 #include "validation.hpp"
 
 using namespace hasura_events;
@@ -542,4 +545,315 @@ TEST(Dispatch, SilenceWithoutClaimsIsFine)
 	EXPECT_TRUE(s.received().empty());
 	std::string why;
 	EXPECT_FALSE(d.wants_close(1, why));
+}
+
+namespace {
+
+proto::Outcome
+delivered(const std::string &id)
+{
+	proto::Outcome o = outcome(proto::OutcomeKind::Delivered, 200);
+	o.event_id = id;
+	return o;
+}
+
+std::vector<std::string>
+cancelled_ids(const std::vector<proto::Message> &msgs)
+{
+	std::vector<std::string> ids;
+	for (const auto &m : msgs)
+		if (auto *c = std::get_if<proto::Cancel>(&m))
+			ids.insert(ids.end(), c->event_ids.begin(), c->event_ids.end());
+	return ids;
+}
+
+} // namespace
+
+/* A claim without an outcome at its trigger's timeout_sec + outcome_grace after it was handed
+ * out goes back (it leaves the claims, as when a sidecar goes away); its connection gets a Cancel
+ * with its id and no more work until it reports an outcome; a late outcome for it is ignored. */
+TEST(Dispatch, OverdueClaimsAreCancelled)
+{
+	DispatchConfig cfg = config();
+	cfg.outcome_grace_ms = 60000;
+	Dispatch d(cfg);
+	d.set_now(0);
+	FakeSidecar s(d, 1);
+	s.handshake(10);
+	EXPECT_EQ(d.next_deadline_ms(), INT64_MAX); /* nothing held */
+	Events ev(3);                               /* timeout_sec 5 */
+	ASSERT_EQ(d.hand_out(ev.views.data(), 2), 2u);
+	d.set_now(1000);
+	ev.views[2].timeout_sec = 1; /* another trigger's: the earliest deadline of the three */
+	ASSERT_EQ(d.hand_out(&ev.views[2], 1), 1u);
+	EXPECT_EQ(s.received().size(), 3u);
+	EXPECT_EQ(d.next_deadline_ms(), 62000);
+	d.set_now(61999);
+	EXPECT_EQ(d.check_deadlines(), 0u);
+	d.set_now(62000);
+	EXPECT_EQ(d.check_deadlines(), 1u);
+	EXPECT_EQ(cancelled_ids(s.received()), std::vector<std::string>{"e2"});
+	EXPECT_EQ(d.inflight(), 2u);
+	EXPECT_EQ(d.next_deadline_ms(), 65000);
+	/* a connection that let a claim expire gets nothing more, whatever its credits */
+	EXPECT_EQ(d.claimable(), 0u);
+	Events more(1, "m");
+	EXPECT_EQ(d.hand_out(more.views.data(), 1), 0u);
+	d.set_now(65000);
+	EXPECT_EQ(d.check_deadlines(), 2u);
+	EXPECT_EQ(cancelled_ids(s.received()), (std::vector<std::string>{"e0", "e1"}));
+	EXPECT_EQ(d.inflight(), 0u);
+	EXPECT_EQ(d.claimed_ids().size(), 0u); /* the next claim finds them */
+	EXPECT_EQ(d.next_deadline_ms(), INT64_MAX);
+	EXPECT_EQ(d.stats().cancelled, 3u);
+	EXPECT_EQ(d.stats().returned, 3u);
+	EXPECT_EQ(d.check_deadlines(), 0u); /* once */
+	/* the outcome it sent before it read the Cancel: ignored (no record, no close), and proof
+	 * that it works: it may have events again */
+	s.send(delivered("e1"));
+	std::string why;
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	EXPECT_EQ(d.record_count(), 0u);
+	EXPECT_EQ(d.stats().late_outcomes, 1u);
+	EXPECT_EQ(d.claimable(), 10u - 3u);
+	/* a Credit ends the stall too: what a sidecar sends for the deliveries a Cancel dropped */
+	d.set_now(200000);
+	ASSERT_EQ(d.hand_out(&ev.views[0], 1), 1u);
+	d.set_now(200000 + 65000);
+	EXPECT_EQ(d.check_deadlines(), 1u);
+	EXPECT_EQ(d.claimable(), 0u);
+	s.send(proto::Credit{1});
+	EXPECT_EQ(d.claimable(), 10u - 3u);
+	d.set_now(65000);
+	/* e1 handed out again, to the same sidecar: its next outcome is this claim's */
+	ASSERT_EQ(d.hand_out(&ev.views[1], 1), 1u);
+	EXPECT_EQ(d.next_deadline_ms(), 65000 + 65000);
+	s.send(delivered("e1"));
+	ASSERT_EQ(d.record_count(), 1u);
+	EXPECT_EQ(d.next_deadline_ms(), INT64_MAX); /* recorded: no deadline */
+	d.clear_records();
+	/* a second late outcome for the same cancellation is not expected: a protocol error */
+	s.send(delivered("e1"));
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_NE(why.find("not handed to this sidecar"), std::string::npos) << why;
+}
+
+/* A peer that grants credits after each Cancel (which ends the stall) but never reports is
+ * closed at its third Cancel in a row; one outcome in between starts the count again. */
+TEST(Dispatch, PeerThatNeverReportsIsClosedAfterThreeCancels)
+{
+	DispatchConfig cfg = config();
+	cfg.outcome_grace_ms = 1000;
+	Dispatch d(cfg);
+	int64_t now = 0;
+	d.set_now(now);
+	FakeSidecar s(d, 1);
+	s.handshake(100);
+	Events ev(1); /* timeout_sec 5: a deadline 6 s after the hand-out */
+	std::string why;
+	auto round = [&]() {
+		EXPECT_EQ(d.hand_out(ev.views.data(), 1), 1u);
+		now += 6000;
+		d.set_now(now);
+		EXPECT_EQ(d.check_deadlines(), 1u);
+		s.send(proto::Credit{1});
+	};
+	round();
+	round();
+	s.send(delivered("e0")); /* a late outcome: it works after all */
+	round();
+	round();
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	round();
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_NE(why.find("3 Cancels in a row"), std::string::npos) << why;
+}
+
+/* Claims that end otherwise leave no deadline behind: a reported outcome, a closed connection. */
+TEST(Dispatch, DeadlinesEndWithTheirClaims)
+{
+	Dispatch d(config());
+	d.set_now(0);
+	FakeSidecar a(d, 1), b(d, 2);
+	a.handshake(10, "a");
+	b.handshake(10, "b");
+	Events ev(4);
+	ASSERT_EQ(d.hand_out(ev.views.data(), 4), 4u);
+	std::vector<std::string> to_a;
+	for (const auto &m : a.received())
+		to_a.push_back(std::get<proto::Deliver>(m).event_id);
+	b.received();
+	ASSERT_EQ(to_a.size(), 2u);
+	for (const auto &id : to_a)
+		a.send(delivered(id));
+	EXPECT_EQ(d.remove_connection(2), 2u);
+	EXPECT_EQ(d.next_deadline_ms(), INT64_MAX);
+	d.set_now(1000000);
+	EXPECT_EQ(d.check_deadlines(), 0u);
+	EXPECT_EQ(d.stats().cancelled, 0u);
+	EXPECT_EQ(d.record_count(), 2u);
+}
+
+/* A connection must say Hello within hello_timeout_ms; until then only a small frame is read. */
+TEST(Dispatch, HandshakeIsBoundedInTimeAndSize)
+{
+	Dispatch d(config());
+	d.set_now(1000);
+	FakeSidecar quiet(d, 1), talker(d, 2), big(d, 3);
+	EXPECT_EQ(d.handshaking_count(), 3u);
+	EXPECT_EQ(d.oldest_handshake(), 1);
+	EXPECT_EQ(d.next_deadline_ms(), 6000);
+	/* before its Hello, a frame beyond 64 KiB is refused from its header */
+	const char header[] = {0, 2, 0, 0}; /* 128 KiB */
+	d.on_bytes(3, header, sizeof header);
+	std::string why;
+	EXPECT_TRUE(d.wants_close(3, why));
+	EXPECT_NE(why.find("exceeds the limit of 65536"), std::string::npos) << why;
+	d.set_now(5999);
+	EXPECT_EQ(d.check_deadlines(), 0u);
+	EXPECT_FALSE(d.wants_close(1, why));
+	talker.send(proto::Hello{proto::kVersion, "sc", 1});
+	auto msgs = talker.received();
+	ASSERT_EQ(msgs.size(), 1u);
+	EXPECT_EQ(std::get<proto::Welcome>(msgs[0]).max_frame, proto::kMaxSidecarFrame);
+	d.set_now(6000);
+	d.check_deadlines();
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_NE(why.find("no Hello within 5 s"), std::string::npos) << why;
+	EXPECT_FALSE(d.wants_close(2, why));
+	/* after the Hello: Outcomes up to the announced bound, not beyond */
+	proto::Outcome o = delivered("x");
+	o.response_body.assign(proto::kMaxHelloFrame * 2, 'b');
+	std::string frame;
+	proto::encode(o, frame);
+	d.on_bytes(2, frame.data(), 4); /* a header within the bound: read on */
+	EXPECT_FALSE(d.wants_close(2, why));
+	const char too_big[] = {0, 0x40, 0, 1}; /* 4 MiB + 1 */
+	FakeSidecar late(d, 4);
+	late.send(proto::Hello{proto::kVersion, "sc", 1});
+	d.on_bytes(4, too_big, sizeof too_big);
+	EXPECT_TRUE(d.wants_close(4, why));
+	EXPECT_NE(why.find("exceeds the limit of 4194304"), std::string::npos) << why;
+}
+
+/* A frame begun must end within frame_timeout_ms; frames that keep coming back to back are fine. */
+TEST(Dispatch, PartialFrameIsBoundedInTime)
+{
+	Dispatch d(config());
+	d.set_now(0);
+	FakeSidecar s(d, 1), streamer(d, 2);
+	s.handshake(1);
+	streamer.handshake(1);
+	std::string ping;
+	proto::encode(proto::Ping{1}, ping);
+	d.set_now(1000);
+	d.on_bytes(1, ping.data(), 5);
+	EXPECT_EQ(d.next_deadline_ms(), 11000);
+	/* the streamer's frames end one after the other, each new one begun in the same bytes */
+	for (int64_t t = 1000; t <= 30000; t += 1000) {
+		d.set_now(t);
+		std::string two = ping.substr(5) + ping.substr(0, 5); /* the end of one, the start of the next */
+		if (t == 1000)
+			d.on_bytes(2, ping.data(), 5);
+		else
+			d.on_bytes(2, two.data(), two.size());
+		if (t == 10000) {
+			/* s's frame still incomplete: closed at 11000, not before */
+			EXPECT_EQ(d.check_deadlines(), 0u);
+			std::string why;
+			EXPECT_FALSE(d.wants_close(1, why));
+		}
+		if (t == 11000) {
+			d.check_deadlines();
+			std::string why;
+			EXPECT_TRUE(d.wants_close(1, why));
+			EXPECT_NE(why.find("a frame is incomplete after 10 s (5 bytes of it arrived)"), std::string::npos) << why;
+		}
+	}
+	d.check_deadlines();
+	std::string why;
+	EXPECT_FALSE(d.wants_close(2, why)) << why;
+	EXPECT_EQ(streamer.received().size(), 29u); /* Pongs */
+}
+
+/* Connections past their Hello are limited; the next Hello gets a Reject. */
+TEST(Dispatch, SidecarLimitRejectsAtHello)
+{
+	DispatchConfig cfg = config();
+	cfg.max_sidecars = 2;
+	Dispatch d(cfg);
+	FakeSidecar a(d, 1), b(d, 2), c(d, 3);
+	a.handshake(1, "a");
+	b.handshake(1, "b");
+	EXPECT_EQ(d.handshaking_count(), 1u);
+	c.send(proto::Hello{proto::kVersion, "c", 1});
+	std::string why;
+	EXPECT_TRUE(d.wants_close(3, why));
+	EXPECT_NE(why.find("2 sidecars are connected"), std::string::npos) << why;
+	auto msgs = c.received();
+	ASSERT_EQ(msgs.size(), 1u);
+	EXPECT_TRUE(std::holds_alternative<proto::Reject>(msgs[0]));
+	d.remove_connection(1);
+	FakeSidecar e(d, 5);
+	e.send(proto::Hello{proto::kVersion, "e", 1});
+	EXPECT_FALSE(d.wants_close(5, why)) << why;
+}
+
+TEST(RepeatLimiter, FirstOfEachKindPerInterval)
+{
+	RepeatLimiter lim("attempt failures suppressed", 10000);
+	const std::string refused = "\"trigger\": \"t\", \"status\": 0, \"error\": \"refused\"";
+	const std::string e500 = "\"trigger\": \"t\", \"status\": 500";
+	std::string line;
+	EXPECT_TRUE(lim.admit(refused, 0));
+	EXPECT_TRUE(lim.admit(e500, 1));
+	for (int i = 0; i < 99; i++)
+		EXPECT_FALSE(lim.admit(refused, 100 + i));
+	EXPECT_FALSE(lim.admit(e500, 9999));
+	EXPECT_FALSE(lim.pop_summary(9999, line)); /* the intervals are not over */
+	EXPECT_TRUE(lim.pop_summary(10001, line));
+	std::vector<std::string> lines = {line};
+	while (lim.pop_summary(10001, line))
+		lines.push_back(line);
+	std::sort(lines.begin(), lines.end());
+	ASSERT_EQ(lines.size(), 2u);
+	EXPECT_EQ(lines[0],
+			  "{\"msg\": \"attempt failures suppressed\", " + refused + ", \"suppressed\": 99, \"interval_sec\": 10}");
+	EXPECT_EQ(lines[1],
+			  "{\"msg\": \"attempt failures suppressed\", " + e500 + ", \"suppressed\": 1, \"interval_sec\": 10}");
+	EXPECT_EQ(lim.kinds(), 0u); /* forgotten once over */
+	/* a new interval: the first line is written again */
+	EXPECT_TRUE(lim.admit(refused, 20000));
+	EXPECT_FALSE(lim.pop_summary(40000, line)); /* nothing left out: no summary */
+}
+
+TEST(RepeatLimiter, CountIsKeptWhenTheIntervalEndsBeforeASummary)
+{
+	RepeatLimiter lim("m", 1000);
+	std::string line;
+	EXPECT_TRUE(lim.admit("\"k\": 1", 0));
+	EXPECT_FALSE(lim.admit("\"k\": 1", 10));
+	EXPECT_FALSE(lim.admit("\"k\": 1", 20));
+	EXPECT_TRUE(lim.admit("\"k\": 1", 1500)); /* a new interval begins before anyone asked */
+	ASSERT_TRUE(lim.pop_summary(1500, line));
+	EXPECT_EQ(line, "{\"msg\": \"m\", \"k\": 1, \"suppressed\": 2, \"interval_sec\": 1}");
+	EXPECT_FALSE(lim.pop_summary(1500, line));
+}
+
+TEST(RepeatLimiter, KindsBeyondTheBoundAreCountedTogether)
+{
+	RepeatLimiter lim("m", 1000, 3);
+	std::string line;
+	EXPECT_TRUE(lim.admit("\"k\": 1", 0));
+	EXPECT_TRUE(lim.admit("\"k\": 2", 0));
+	EXPECT_TRUE(lim.admit("\"k\": 3", 0)); /* the third kind: from here on, all others are one */
+	EXPECT_TRUE(lim.admit("\"k\": 4", 0));
+	for (int i = 5; i < 1000; i++)
+		EXPECT_FALSE(lim.admit("\"k\": " + std::to_string(i), 1));
+	EXPECT_LE(lim.kinds(), 4u);
+	std::vector<std::string> lines;
+	while (lim.pop_summary(1000, line))
+		lines.push_back(line);
+	ASSERT_EQ(lines.size(), 1u);
+	EXPECT_EQ(lines[0], "{\"msg\": \"m\", \"other_kinds\": true, \"suppressed\": 995, \"interval_sec\": 1}");
 }

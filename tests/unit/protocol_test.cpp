@@ -89,6 +89,8 @@ all_messages()
 		before_epoch,
 		sample_stats(),
 		Stats{},
+		Cancel{{"2b5e8a7c-0000-4000-8000-000000000001", "", std::string("\0\xff", 2)}},
+		Cancel{},
 	};
 }
 
@@ -131,6 +133,13 @@ expect_error(const std::string &bytes, uint32_t max = kDefaultMaxFrame)
 	EXPECT_EQ(read_one(bytes, m, error, max), FrameReader::Result::Error);
 	EXPECT_FALSE(error.empty());
 	return error;
+}
+
+std::string &
+error_sink()
+{
+	static std::string e;
+	return e;
 }
 
 } // namespace
@@ -190,6 +199,16 @@ bool
 operator==(const Goodbye &a, const Goodbye &b)
 {
 	return a.reason == b.reason;
+}
+bool
+operator==(const Unassigned11 &, const Unassigned11 &)
+{
+	return true;
+}
+bool
+operator==(const Cancel &a, const Cancel &b)
+{
+	return a.event_ids == b.event_ids;
 }
 /* doubles compare by their bits, so NaN equals itself and -0 differs from 0 */
 bool
@@ -309,6 +328,55 @@ TEST(Protocol, TypeNames)
 	EXPECT_STREQ(type_name(static_cast<MsgType>(11)), "unknown");
 	EXPECT_EQ(type_of(Message{Outcome{}}), MsgType::Outcome);
 	EXPECT_STREQ(outcome_kind_name(OutcomeKind::HttpError), "http_error");
+}
+
+TEST(Protocol, CancelLayout)
+{
+	EXPECT_EQ(frame_of(Cancel{{"ab", "c"}}), std::string("\0\0\0\x10\x0c"
+														 "\0\0\0\x02"
+														 "\0\0\0\x02"
+														 "ab"
+														 "\0\0\0\x01"
+														 "c",
+														 20));
+	EXPECT_EQ(type_of(Message{Cancel{}}), MsgType::Cancel);
+	EXPECT_EQ(static_cast<int>(MsgType::Cancel), 12);
+	EXPECT_STREQ(type_name(Message{Cancel{}}), "Cancel");
+	EXPECT_STREQ(type_name(MsgType::Cancel), "Cancel");
+	/* a count far beyond the bytes present: refused without reserving for it */
+	std::string error = expect_error(raw_frame(12, std::string("\xff\xff\xff\xff\0\0\0\x01x", 9)));
+	EXPECT_NE(error.find("Cancel frame too short: field event_id"), std::string::npos) << error;
+	/* type 11 stays unassigned: nothing decodes it and nothing encodes it */
+	EXPECT_EQ(expect_error(raw_frame(11, "")), "unknown message type 11");
+	std::string out;
+	EXPECT_THROW(encode(Message{Unassigned11{}}, out), std::invalid_argument);
+}
+
+/* The bounds a worker applies to a sidecar's frames: the header alone refuses a frame beyond
+ * them, so a peer that announces 200 MiB and trickles it in costs nothing. */
+TEST(Protocol, SidecarFrameBounds)
+{
+	std::string huge("\x0c\x80\0\0", 4); /* 200 MiB */
+	EXPECT_NE(expect_error(huge, kMaxHelloFrame).find("exceeds the limit of 65536"), std::string::npos);
+	EXPECT_NE(expect_error(huge, kMaxSidecarFrame).find("exceeds the limit of 4194304"), std::string::npos);
+	/* the largest Outcome the default sidecar sends (64 KiB of body, headers, an error) fits with
+	 * a wide margin; a Hello fits before the raise */
+	Outcome o = sample_outcome();
+	o.response_body.assign(65536, 'x');
+	o.response_headers.assign(100, {std::string(100, 'h'), std::string(1000, 'v')});
+	o.error.assign(4096, 'e');
+	EXPECT_LT(encoded_size(o) * 16, size_t(kMaxSidecarFrame));
+	EXPECT_LT(encoded_size(Hello{kVersion, std::string(1024, 'i'), 100}), size_t(kMaxHelloFrame));
+	/* raised after a frame was decoded: the next frame may be as large as the new bound */
+	FrameReader r(kMaxHelloFrame);
+	std::string bytes = frame_of(Hello{kVersion, "sc", 1}) + frame_of(o);
+	ASSERT_GT(encoded_size(o), size_t(kMaxHelloFrame));
+	r.feed(bytes.data(), bytes.size());
+	Message m;
+	ASSERT_EQ(r.next(m, error_sink()), FrameReader::Result::Ok);
+	r.set_max_frame(kMaxSidecarFrame);
+	ASSERT_EQ(r.next(m, error_sink()), FrameReader::Result::Ok);
+	EXPECT_TRUE(std::get<Outcome>(m) == o);
 }
 
 TEST(Protocol, ByteByByteFeeding)
