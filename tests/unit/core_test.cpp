@@ -239,15 +239,15 @@ readable_as_jsonb(const std::string &json, std::string *why)
 
 /* bytes a webhook may answer with that JSON text may not hold as they are */
 const std::vector<std::string> kOddBytes = {
-	std::string("a\0b", 3),            /* NUL */
-	std::string("\0", 1),              /* only a NUL */
-	"\\ud800 lone \\udc00 \\ud800x",   /* surrogate escapes, as raw text */
-	"\xed\xa0\x80",                    /* a UTF-8-encoded surrogate (CESU) */
-	"\xff\xfe bad \xc0\xaf",           /* invalid and overlong */
-	"cut \xe2\x82",                    /* a sequence cut by --max-response-bytes */
-	"\xf4\x90\x80\x80",                /* above U+10FFFF */
-	"ctl \x01\x1f\x7f \"q\" \\",       /* control characters, quote, backslash */
-	"\xf0\x9f\x98\x80 ok",             /* a code point above U+FFFF */
+	std::string("a\0b", 3),          /* NUL */
+	std::string("\0", 1),            /* only a NUL */
+	"\\ud800 lone \\udc00 \\ud800x", /* surrogate escapes, as raw text */
+	"\xed\xa0\x80",                  /* a UTF-8-encoded surrogate (CESU) */
+	"\xff\xfe bad \xc0\xaf",         /* invalid and overlong */
+	"cut \xe2\x82",                  /* a sequence cut by --max-response-bytes */
+	"\xf4\x90\x80\x80",              /* above U+10FFFF */
+	"ctl \x01\x1f\x7f \"q\" \\",     /* control characters, quote, backslash */
+	"\xf0\x9f\x98\x80 ok",           /* a code point above U+FFFF */
 };
 
 } // namespace
@@ -321,7 +321,8 @@ TEST(InvocationJson, RawSurrogateEscapeTextStaysText)
 TEST(InvocationJson, EveryOutcomeIsReadableAsJsonb)
 {
 	for (const std::string &bytes : kOddBytes) {
-		for (auto kind : {proto::OutcomeKind::Delivered, proto::OutcomeKind::HttpError, proto::OutcomeKind::ClientError}) {
+		for (auto kind :
+			 {proto::OutcomeKind::Delivered, proto::OutcomeKind::HttpError, proto::OutcomeKind::ClientError}) {
 			proto::Outcome o = outcome(kind, kind == proto::OutcomeKind::ClientError ? 0 : 200);
 			o.response_body = bytes;
 			o.error = bytes;
@@ -347,8 +348,8 @@ TEST(InvocationJson, RequestHeadersAsHasuraLogsThem)
 			  "\"hasura-events/" HASURA_EVENTS_VERSION_FOR_TEST "\"}, {\"name\": \"X-Key\", \"value_from_env\": "
 			  "\"K\"}, {\"name\": \"X-A\", \"value\": \"1\"}]");
 	/* a configured header of a default's name replaces it, as the sidecar sends it */
-	EXPECT_EQ(request_headers_json({proto::Header{"content-type", "text/plain", false},
-									proto::Header{"USER-AGENT", "me", false}}),
+	EXPECT_EQ(request_headers_json(
+				  {proto::Header{"content-type", "text/plain", false}, proto::Header{"USER-AGENT", "me", false}}),
 			  "[{\"name\": \"content-type\", \"value\": \"text/plain\"}, {\"name\": \"USER-AGENT\", \"value\": "
 			  "\"me\"}]");
 }
