@@ -63,7 +63,9 @@ void
 append_json_quoted(std::string &out, std::string_view s)
 {
 	static const char hex[] = "0123456789abcdef";
-	out.reserve(out.size() + s.size() + 2);
+	size_t need = out.size() + s.size() + 2;
+	if (out.capacity() < need) /* geometric growth: an exact reserve would reallocate at every call */
+		out.reserve(need > 2 * out.capacity() ? need : 2 * out.capacity());
 	out.push_back('"');
 	for (size_t i = 0; i < s.size();) {
 		unsigned char c = static_cast<unsigned char>(s[i]);

@@ -142,7 +142,9 @@ request_headers_json(const std::vector<proto::Header> &headers)
 				return true;
 		return false;
 	};
-	std::string out = "[";
+	std::string out;
+	out.reserve(128 + headers.size() * 64);
+	out += "[";
 	auto add = [&](std::string_view name, std::string_view value, bool from_env) {
 		if (out.size() > 1)
 			out += ", ";
