@@ -4,7 +4,9 @@
  * The sidecar's metrics (docs/observability.md lists them): Hasura's event trigger metrics, the
  * figures of the workers' Stats frames, and the sidecar's own gauges. The event loop reports
  * what happens; this class keeps the figures and renders them. Labels are bounded: database and
- * trigger names only, never event ids or URLs.
+ * trigger names only, never event ids or URLs. They are named as Hasura names them
+ * (`trigger_name`, `source_name`; here the source is the worker's database), so that queries and
+ * dashboards written for Hasura's metrics work on these.
  */
 #pragma once
 
@@ -17,6 +19,15 @@
 
 namespace hasura_events::sidecar {
 
+/*
+ * final_failure: whether a failed attempt leaves the event with no retry, as Hasura decides it
+ * (retryOrSetError in Hasura/Eventing/EventTrigger.hs): its tries before this one reached
+ * num_retries and the response had no usable Retry-After. The tries and num_retries are read
+ * from the payload's delivery_info (current_retry, max_retries), the last key the worker writes;
+ * a body without it counts as final.
+ */
+bool final_failure(const proto::Deliver &d, int64_t retry_after_sec);
+
 class EventMetrics {
 public:
 	EventMetrics();
@@ -26,11 +37,12 @@ public:
 
 	struct Finished {
 		proto::OutcomeKind kind = proto::OutcomeKind::ClientError;
-		bool http_sent = false;      /* the request reached curl (bytes and duration are meaningful) */
-		double http_seconds = 0;     /* duration of the HTTP attempt */
-		uint64_t request_bytes = 0;  /* body bytes posted */
-		uint64_t response_bytes = 0; /* body bytes received, before the --max-response-bytes cap */
-		bool reported = true;        /* the Outcome went to the worker (its connection was still open) */
+		bool http_sent = false;       /* the request reached curl (bytes and duration are meaningful) */
+		double http_seconds = 0;      /* duration of the HTTP attempt */
+		uint64_t request_bytes = 0;   /* body bytes posted */
+		uint64_t response_bytes = 0;  /* body bytes received, before the --max-response-bytes cap */
+		bool reported = true;         /* the Outcome went to the worker (its connection was still open) */
+		int64_t retry_after_sec = -1; /* the Outcome's Retry-After (> 0 keeps a failed event retrying) */
 	};
 	/* attempt_finished: the attempt of the event has its outcome now (Unix ms) */
 	void attempt_finished(const std::string &database, const proto::Deliver &d, const Finished &f, int64_t now_ms);

@@ -796,6 +796,7 @@ Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcom
 	EventMetrics::Finished f;
 	f.kind = o.kind;
 	f.reported = it != conns_.end();
+	f.retry_after_sec = o.retry_after_sec;
 	if (a && a->http_sent()) {
 		f.http_sent = true;
 		f.http_seconds = a->http_seconds();

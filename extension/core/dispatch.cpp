@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <deque>
+#include <strings.h>
 #include <unordered_set>
 
 #include "cpp_only.hpp"
@@ -98,13 +100,25 @@ decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retrie
 	return d;
 }
 
+/*
+ * response_json: the invocation log's response as Hasura writes it (mkInvocation in
+ * server/src-lib/Hasura/Eventing/EventTrigger.hs, the Response instance in
+ * Hasura/RQL/Types/Eventing.hs): a 2xx is {"type": "webhook_response", "data": {"body", "headers",
+ * "status"}}; any other status is {"type": "client_error", "data": {"message": <the body>}} (the
+ * status is only in the row's status column); no response is a client_error whose message is
+ * the error as JSON text, {"type": "http_exception", "message": ...}, as Hasura encodes an HTTP
+ * client exception (without its "request" object, which would name the resolved webhook). A
+ * body that is not UTF-8 text is ["Base64", "..."] (Hasura's TByteString); header names and
+ * values have invalid bytes replaced by U+FFFD (Hasura decodes them leniently). Every string
+ * goes through append_json_quoted, so the result is always readable as jsonb (json_text.hpp).
+ */
 std::string
 response_json(const proto::Outcome &o)
 {
 	std::string out;
-	if (o.http_status > 0) {
+	if (o.kind == proto::OutcomeKind::Delivered) {
 		out += "{\"type\": \"webhook_response\", \"data\": {\"body\": ";
-		append_json_quoted(out, o.response_body);
+		append_json_blob(out, o.response_body);
 		out += ", \"headers\": [";
 		bool first = true;
 		for (const auto &h : o.response_headers) {
@@ -118,15 +132,64 @@ response_json(const proto::Outcome &o)
 			out += "}";
 		}
 		out += "], \"status\": " + std::to_string(o.http_status) + "}, \"version\": \"2\"}";
-	} else {
-		out += "{\"type\": \"client_error\", \"data\": {\"message\": ";
-		const std::string &msg = o.error.empty() ? std::string("no response") : o.error;
-		append_json_quoted(out, msg);
-		out += "}, \"version\": \"2\"}";
+		return out;
 	}
+	out += "{\"type\": \"client_error\", \"data\": {\"message\": ";
+	if (o.http_status > 0) {
+		append_json_blob(out, o.response_body);
+	} else {
+		std::string exception = "{\"type\": \"http_exception\", \"message\": ";
+		append_json_quoted(exception, o.error.empty() ? std::string_view("no response") : std::string_view(o.error));
+		exception += "}";
+		append_json_quoted(out, exception);
+	}
+	out += "}, \"version\": \"2\"}";
 	return out;
 }
 
+#ifndef HASURA_EVENTS_VERSION
+#define HASURA_EVENTS_VERSION "unknown"
+#endif
+
+/*
+ * request_headers_json: the request headers as Hasura logs them (prepareHeaders in
+ * Hasura/Eventing/HTTP.hs): the default Content-Type and User-Agent first, then the configured
+ * headers as configured ({name, value}, or {name, value_from_env} naming the variable, never its
+ * value). As the sidecar sends them (sidecar/resolve.cpp): a configured header of a default's
+ * name replaces that default, and its User-Agent is hasura-events/<version>.
+ */
+std::string
+request_headers_json(const std::vector<proto::Header> &headers)
+{
+	auto configured = [&](const char *name) {
+		for (const proto::Header &h : headers)
+			if (h.name.size() == strlen(name) && strncasecmp(h.name.c_str(), name, h.name.size()) == 0)
+				return true;
+		return false;
+	};
+	std::string out;
+	out.reserve(128 + headers.size() * 64);
+	out += "[";
+	auto add = [&](std::string_view name, std::string_view value, bool from_env) {
+		if (out.size() > 1)
+			out += ", ";
+		out += "{\"name\": ";
+		append_json_quoted(out, name);
+		out += from_env ? ", \"value_from_env\": " : ", \"value\": ";
+		append_json_quoted(out, value);
+		out += "}";
+	};
+	if (!configured("Content-Type"))
+		add("Content-Type", "application/json", false);
+	if (!configured("User-Agent"))
+		add("User-Agent", "hasura-events/" HASURA_EVENTS_VERSION, false);
+	for (const proto::Header &h : headers)
+		add(h.name, h.value, h.from_env);
+	out += "]";
+	return out;
+}
+
+/* request_json: {"payload", "headers", "version"} as Hasura's WebhookRequest (mkWebhookReq). */
 std::string
 request_json(const std::string &body, const std::string &headers_json)
 {
@@ -412,7 +475,7 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 		auto claim = std::make_unique<Claim>();
 		claim->trigger_name = e.trigger_name;
 		claim->body = std::move(d.body);
-		claim->headers_json = e.headers_json ? e.headers_json : "[]";
+		claim->headers_json = request_headers_json(d.headers);
 		claim->tries = e.tries;
 		claim->num_retries = e.num_retries;
 		claim->interval_sec = e.interval_sec;

@@ -44,8 +44,12 @@ constexpr int64_t kMaxRetryAfterSec = 24 * 3600;
 RetryDecision decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
 					 uint32_t max_retry_after_attempts);
 
-/* The invocation log's response JSON (version "2"); invalid UTF-8 in the body becomes U+FFFD. */
+/* The invocation log's response JSON as Hasura writes it (version "2"; see dispatch.cpp), always
+ * readable as jsonb. */
 std::string response_json(const proto::Outcome &outcome);
+
+/* The request headers of the invocation log as Hasura logs them (defaults first). */
+std::string request_headers_json(const std::vector<proto::Header> &headers);
 
 /* The invocation log's request JSON (version "2"): {"payload": body, "headers": headers_json}. */
 std::string request_json(const std::string &body, const std::string &headers_json);
@@ -56,7 +60,7 @@ struct ClaimedEventView {
 	const char *trigger_name;
 	const char *webhook;
 	bool webhook_from_env;
-	const char *headers_json; /* the stored headers, for the invocation log */
+	const char *headers_json; /* the stored headers (the invocation log's are request_headers_json) */
 	int nheaders;
 	const char *const *header_names;
 	const char *const *header_values; /* a variable name where header_from_env */

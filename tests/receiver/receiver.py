@@ -12,6 +12,9 @@ A webhook receiver for tests (standard library only). Appends one JSON line per 
   /slow-fail/N        sleeps N seconds, then 500
   /folded             200 with an obsolete folded header: X-Folded: first, then continuation
                       lines "  second", " " (blanks only), "\tthird"
+  /answer/S/B[/H]     status S with the body whose bytes are the hex string B (any bytes: NUL,
+                      invalid UTF-8...), Content-Type text/plain; with H, also the header
+                      X-Odd whose value is the bytes of the hex string H, sent as they are
   anything else       404
 """
 import argparse
@@ -76,13 +79,24 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             status = 200 if parts[0] == "slow" else 500
         payload = json.dumps({"status": status}).encode()
+        content_type, raw_headers = "application/json", b""
+        if parts[0] == "answer" and len(parts) > 2:
+            try:
+                status, payload = int(parts[1]), bytes.fromhex(parts[2])
+                if len(parts) > 3:
+                    raw_headers = b"X-Odd: " + bytes.fromhex(parts[3]) + b"\r\n"
+                content_type = "text/plain"
+            except ValueError:
+                status, payload = 400, b"bad /answer path"
         try:
             self.send_response(status)
             for k, v in extra.items():
                 self.send_header(k, v)
             if parts[0] == "folded":  # raw lines: send_header cannot write folding
                 self._headers_buffer.append(b"X-Folded: first\r\n  second\r\n \r\n\tthird\r\n")
-            self.send_header("Content-Type", "application/json")
+            if raw_headers:  # raw bytes: send_header would encode them as latin-1
+                self._headers_buffer.append(raw_headers)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -14,9 +14,19 @@
 
 #include "dispatch.hpp"
 #include "event_json.hpp"
+#include "json_text.hpp"
 #include "protocol.hpp"
 #include "repeat_limiter.hpp"
 #include "validation.hpp"
+
+/* the version dispatch.cpp names in the User-Agent it logs (the Makefiles define it) */
+#ifdef HASURA_EVENTS_VERSION
+#define HASURA_EVENTS_VERSION_FOR_TEST HASURA_EVENTS_VERSION
+#else
+#define HASURA_EVENTS_VERSION_FOR_TEST "unknown"
+#endif
+
+#define FFFD "\xef\xbf\xbd" /* U+FFFD as the writers put it */
 
 using namespace hasura_events;
 namespace proto = hasura_events::proto;
@@ -172,23 +182,179 @@ TEST(InvocationJson, WebhookResponse)
 								"\"status\": 200}, \"version\": \"2\"}");
 }
 
-TEST(InvocationJson, ClientError)
+namespace {
+
+/*
+ * readable_as_jsonb: whether Postgres 15's jsonb input would take this JSON text as far as
+ * strings go (src/common/jsonapi.c, json_lex_string, and jsonb's de-escaping): valid UTF-8, no
+ * \u0000 escape, no escape of a surrogate that is not a high one directly followed by its low
+ * one. The writers never escape surrogates at all, which this also accepts.
+ */
+bool
+readable_as_jsonb(const std::string &json, std::string *why)
 {
-	proto::Outcome o = outcome(proto::OutcomeKind::ClientError, 0);
-	o.error = "Timeout was reached";
-	EXPECT_EQ(response_json(o),
-			  "{\"type\": \"client_error\", \"data\": {\"message\": \"Timeout was reached\"}, \"version\": \"2\"}");
+	if (!is_utf8_text(json, false)) {
+		*why = "not valid UTF-8";
+		return false;
+	}
+	long pending_high = -1;
+	for (size_t i = 0; i < json.size(); i++) {
+		if (json[i] != '\\') {
+			if (pending_high >= 0) {
+				*why = "high surrogate not followed by a low one";
+				return false;
+			}
+			continue;
+		}
+		char e = json[++i];
+		if (e != 'u') {
+			if (pending_high >= 0) {
+				*why = "high surrogate not followed by a low one";
+				return false;
+			}
+			continue;
+		}
+		long cp = std::stol(json.substr(i + 1, 4), nullptr, 16);
+		i += 4;
+		if (cp == 0) {
+			*why = "\\u0000";
+			return false;
+		}
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (pending_high >= 0) {
+				*why = "two high surrogates";
+				return false;
+			}
+			pending_high = cp;
+		} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+			if (pending_high < 0) {
+				*why = "lone low surrogate";
+				return false;
+			}
+			pending_high = -1;
+		} else if (pending_high >= 0) {
+			*why = "high surrogate not followed by a low one";
+			return false;
+		}
+	}
+	return true;
 }
 
-TEST(InvocationJson, InvalidUtf8IsReplaced)
+/* bytes a webhook may answer with that JSON text may not hold as they are */
+const std::vector<std::string> kOddBytes = {
+	std::string("a\0b", 3),          /* NUL */
+	std::string("\0", 1),            /* only a NUL */
+	"\\ud800 lone \\udc00 \\ud800x", /* surrogate escapes, as raw text */
+	"\xed\xa0\x80",                  /* a UTF-8-encoded surrogate (CESU) */
+	"\xff\xfe bad \xc0\xaf",         /* invalid and overlong */
+	"cut \xe2\x82",                  /* a sequence cut by --max-response-bytes */
+	"\xf4\x90\x80\x80",              /* above U+10FFFF */
+	"ctl \x01\x1f\x7f \"q\" \\",     /* control characters, quote, backslash */
+	"\xf0\x9f\x98\x80 ok",           /* a code point above U+FFFF */
+};
+
+} // namespace
+
+TEST(InvocationJson, NonSuccessIsClientErrorWithTheBody)
 {
-	/* a response body is any bytes: the log must stay valid JSON (protocol/json_text.cpp) */
+	/* Hasura's mkInvocation: any status outside 2xx is mkClientErr of the body; status and
+	 * headers are not in the response JSON (the status is the row's status column) */
 	proto::Outcome o = outcome(proto::OutcomeKind::HttpError, 500);
-	o.response_body = std::string("ok \xff \xc3\x28 \xe2\x82 \xf0\x9f\x98\x80 \xc0\xaf a\0b", 22);
-	std::string json = response_json(o);
-	EXPECT_NE(json.find("\"body\": \"ok \\ufffd \\ufffd( \\ufffd\\ufffd \xf0\x9f\x98\x80 \\ufffd\\ufffd a\\u0000b\""),
-			  std::string::npos)
-		<< json;
+	o.response_body = "oops";
+	o.response_headers = {{"Content-Type", "text/plain"}};
+	EXPECT_EQ(response_json(o), "{\"type\": \"client_error\", \"data\": {\"message\": \"oops\"}, \"version\": \"2\"}");
+	o = outcome(proto::OutcomeKind::HttpError, 302);
+	EXPECT_EQ(response_json(o), "{\"type\": \"client_error\", \"data\": {\"message\": \"\"}, \"version\": \"2\"}");
+}
+
+TEST(InvocationJson, NoResponseIsAnHttpException)
+{
+	/* Hasura writes an HTTP client exception as its JSON text: {"type": "http_exception", ...} */
+	proto::Outcome o = outcome(proto::OutcomeKind::ClientError, 0);
+	o.error = "Timeout was reached";
+	EXPECT_EQ(response_json(o), "{\"type\": \"client_error\", \"data\": {\"message\": \"{\\\"type\\\": "
+								"\\\"http_exception\\\", \\\"message\\\": \\\"Timeout was reached\\\"}\"}, "
+								"\"version\": \"2\"}");
+	o.error.clear();
+	EXPECT_NE(response_json(o).find("no response"), std::string::npos);
+}
+
+TEST(InvocationJson, BodyThatIsNotUtf8IsBase64)
+{
+	/* Hasura's TByteString: bytes that do not decode as UTF-8 are ["Base64", "..."] */
+	proto::Outcome o = outcome(proto::OutcomeKind::Delivered, 200);
+	o.response_body = "\xff\xfe\xfd";
+	EXPECT_EQ(response_json(o), "{\"type\": \"webhook_response\", \"data\": {\"body\": [\"Base64\", \"//79\"], "
+								"\"headers\": [], \"status\": 200}, \"version\": \"2\"}");
+	o = outcome(proto::OutcomeKind::HttpError, 500);
+	o.response_body = std::string("ok \xed\xa0\x80", 6);
+	EXPECT_EQ(response_json(o),
+			  "{\"type\": \"client_error\", \"data\": {\"message\": [\"Base64\", \"b2sg7aCA\"]}, \"version\": \"2\"}");
+	/* a body cut inside a sequence (--max-response-bytes) is still text */
+	o.response_body = "caf\xc3";
+	EXPECT_EQ(response_json(o),
+			  "{\"type\": \"client_error\", \"data\": {\"message\": \"caf" FFFD "\"}, \"version\": \"2\"}");
+}
+
+TEST(InvocationJson, NulBecomesReplacementCharacter)
+{
+	/* U+0000 cannot be read back as jsonb (22P05): it is written as U+FFFD, in the body, the
+	 * headers and the error text alike */
+	proto::Outcome o = outcome(proto::OutcomeKind::Delivered, 200);
+	o.response_body = std::string("a\0b", 3);
+	o.response_headers = {{"X-Odd", std::string("v\0\xff", 3)}};
+	EXPECT_EQ(response_json(o), "{\"type\": \"webhook_response\", \"data\": {\"body\": \"a" FFFD "b\", "
+								"\"headers\": [{\"name\": \"X-Odd\", \"value\": \"v" FFFD FFFD "\"}], "
+								"\"status\": 200}, \"version\": \"2\"}");
+	o = outcome(proto::OutcomeKind::ClientError, 0);
+	o.error = std::string("bad\0", 4);
+	EXPECT_EQ(response_json(o).find("\\u0000"), std::string::npos) << response_json(o);
+}
+
+TEST(InvocationJson, RawSurrogateEscapeTextStaysText)
+{
+	/* a body holding the six characters \ud800 is text: its backslash is escaped, so no
+	 * surrogate escape reaches Postgres */
+	proto::Outcome o = outcome(proto::OutcomeKind::Delivered, 200);
+	o.response_body = "\\ud800";
+	EXPECT_EQ(response_json(o), "{\"type\": \"webhook_response\", \"data\": {\"body\": \"\\\\ud800\", "
+								"\"headers\": [], \"status\": 200}, \"version\": \"2\"}");
+}
+
+TEST(InvocationJson, EveryOutcomeIsReadableAsJsonb)
+{
+	for (const std::string &bytes : kOddBytes) {
+		for (auto kind :
+			 {proto::OutcomeKind::Delivered, proto::OutcomeKind::HttpError, proto::OutcomeKind::ClientError}) {
+			proto::Outcome o = outcome(kind, kind == proto::OutcomeKind::ClientError ? 0 : 200);
+			o.response_body = bytes;
+			o.error = bytes;
+			o.response_headers = {{bytes, bytes}};
+			std::string json = response_json(o), why;
+			EXPECT_TRUE(readable_as_jsonb(json, &why)) << why << ": " << json;
+		}
+		std::string json = request_json("{}", request_headers_json({proto::Header{bytes, bytes, false}})), why;
+		EXPECT_TRUE(readable_as_jsonb(json, &why)) << why << ": " << json;
+	}
+	std::string why;
+	EXPECT_FALSE(readable_as_jsonb("\"\\u0000\"", &why)) << "the checker itself";
+	EXPECT_FALSE(readable_as_jsonb("\"\\ud800\"", &why));
+	EXPECT_FALSE(readable_as_jsonb("\"\\udc00\"", &why));
+	EXPECT_TRUE(readable_as_jsonb("\"\\ud83d\\ude00 \\\\ud800\"", &why)) << why;
+}
+
+TEST(InvocationJson, RequestHeadersAsHasuraLogsThem)
+{
+	/* Hasura's prepareHeaders: the defaults first, then the configured headers as configured */
+	EXPECT_EQ(request_headers_json({proto::Header{"X-Key", "K", true}, proto::Header{"X-A", "1", false}}),
+			  "[{\"name\": \"Content-Type\", \"value\": \"application/json\"}, {\"name\": \"User-Agent\", \"value\": "
+			  "\"hasura-events/" HASURA_EVENTS_VERSION_FOR_TEST "\"}, {\"name\": \"X-Key\", \"value_from_env\": "
+			  "\"K\"}, {\"name\": \"X-A\", \"value\": \"1\"}]");
+	/* a configured header of a default's name replaces it, as the sidecar sends it */
+	EXPECT_EQ(request_headers_json(
+				  {proto::Header{"content-type", "text/plain", false}, proto::Header{"USER-AGENT", "me", false}}),
+			  "[{\"name\": \"content-type\", \"value\": \"text/plain\"}, {\"name\": \"USER-AGENT\", \"value\": "
+			  "\"me\"}]");
 }
 
 TEST(InvocationJson, Request)

@@ -5,6 +5,7 @@
  * every malformed case of docs/protocol.md, and a deterministic mutation fuzz loop.
  */
 #include "protocol.hpp"
+#include "json_text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -614,4 +615,50 @@ TEST(Protocol, MutationFuzz)
 	EXPECT_GT(ok, 100);
 	EXPECT_GT(errors, 1000);
 	EXPECT_GT(need_more, 100);
+}
+
+/* protocol/json_text.cpp: the text checks and encodings behind the invocation-log JSON */
+TEST(JsonText, Utf8Text)
+{
+	using hasura_events::is_utf8_text;
+	EXPECT_TRUE(is_utf8_text("", false));
+	EXPECT_TRUE(is_utf8_text("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", false));
+	EXPECT_TRUE(is_utf8_text(std::string("a\0b", 3), false)) << "NUL is valid UTF-8 (the writer replaces it)";
+	EXPECT_FALSE(is_utf8_text("\xff", true));
+	EXPECT_FALSE(is_utf8_text("\xed\xa0\x80", true)) << "an encoded surrogate";
+	EXPECT_FALSE(is_utf8_text("\xc0\xaf", true)) << "overlong";
+	EXPECT_FALSE(is_utf8_text("\xf4\x90\x80\x80", true)) << "above U+10FFFF";
+	/* a sequence cut by the end of the text, only when allowed and only when it could be valid */
+	EXPECT_FALSE(is_utf8_text("ok \xe2\x82", false));
+	EXPECT_TRUE(is_utf8_text("ok \xe2\x82", true));
+	EXPECT_TRUE(is_utf8_text("ok \xf4", true));
+	EXPECT_TRUE(is_utf8_text("ok \xe0", true));
+	EXPECT_TRUE(is_utf8_text("ok \xed\x9f", true));
+	EXPECT_FALSE(is_utf8_text("ok \xe0\x80", true)) << "overlong whatever follows";
+	EXPECT_FALSE(is_utf8_text("ok \xed\xa0", true)) << "a surrogate whatever follows";
+	EXPECT_FALSE(is_utf8_text("ok \xf4\x90", true)) << "above U+10FFFF whatever follows";
+	EXPECT_FALSE(is_utf8_text("\xe2\x82 ok", true)) << "cut in the middle";
+}
+
+TEST(JsonText, Base64AndBlob)
+{
+	auto b64 = [](std::string_view s) {
+		std::string out;
+		hasura_events::append_base64(out, s);
+		return out;
+	};
+	EXPECT_EQ(b64(""), "");
+	EXPECT_EQ(b64("f"), "Zg==");
+	EXPECT_EQ(b64("fo"), "Zm8=");
+	EXPECT_EQ(b64("foo"), "Zm9v");
+	EXPECT_EQ(b64("foobar"), "Zm9vYmFy");
+	EXPECT_EQ(b64(std::string("\xff\xfe\xfd\0", 4)), "//79AA==");
+	auto blob = [](std::string_view s) {
+		std::string out;
+		hasura_events::append_json_blob(out, s);
+		return out;
+	};
+	EXPECT_EQ(blob("text \"q\""), "\"text \\\"q\\\"\"");
+	EXPECT_EQ(blob(std::string("n\0", 2)), "\"n\xef\xbf\xbd\"");
+	EXPECT_EQ(blob("\xff"), "[\"Base64\", \"/w==\"]");
 }
