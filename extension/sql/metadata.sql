@@ -107,9 +107,10 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- _metadata_triggers: the event triggers of a metadata object, one row each, with its source and
--- table; refuses what replace_metadata cannot honour (another source kind, event triggers in two
--- sources, malformed parts) and collects what it ignores.
-CREATE FUNCTION hasura_events._metadata_triggers(md jsonb, path text, OUT triggers jsonb, OUT ignored text[])
+-- table, and the sources holding them; refuses what replace_metadata cannot honour (another source
+-- kind, malformed parts) and collects what it ignores.
+CREATE FUNCTION hasura_events._metadata_triggers(md jsonb, path text, OUT triggers jsonb, OUT ignored text[],
+                                                 OUT trigger_sources text[])
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     version integer;
@@ -125,7 +126,6 @@ DECLARE
     i integer;
     j integer;
     k integer;
-    trigger_sources text[] := '{}';
     -- Hasura's metadata (version 3) keys besides sources; version 1 and 2 have tables and
     -- functions at the top (one source, "default")
     top_ignored constant text[] := '{remote_schemas,actions,custom_types,cron_triggers,query_collections,allowlist,'
@@ -139,6 +139,7 @@ DECLARE
 BEGIN
     triggers := '[]';
     ignored := '{}';
+    trigger_sources := '{}';
     PERFORM hasura_events._expect(md, 'object', path);
     version := hasura_events._int_arg(md, 'version', path, 1, 1);
     IF version > 3 THEN
@@ -204,11 +205,6 @@ BEGIN
         END LOOP;
         i := i + 1;
     END LOOP;
-    IF pg_catalog.cardinality(trigger_sources) > 1 THEN
-        PERFORM hasura_events._fail('0A000',
-            pg_catalog.format('event triggers in more than one source (%s)', pg_catalog.array_to_string(trigger_sources, ', ')),
-            'hasura_events serves the database it is installed in: import each source''s event triggers into its own database.');
-    END IF;
     ignored := ARRAY(SELECT x FROM pg_catalog.unnest(ignored) x GROUP BY x ORDER BY x COLLATE "C");
 END
 $$;
@@ -297,6 +293,21 @@ BEGIN
         PERFORM hasura_events._bool_arg(args, 'allow_warnings', 'args', false);
     END IF;
     parsed := hasura_events._metadata_triggers(md, path);
+    -- Every event trigger lives in this database, whatever source it names. Event triggers of
+    -- several sources are taken only when this database's triggers name each of them already (an
+    -- export of this database): otherwise a source may well be another database.
+    IF pg_catalog.cardinality(parsed.trigger_sources) > 1 THEN
+        SELECT pg_catalog.string_agg(pg_catalog.format('"%s"', s), ', ') INTO msg
+          FROM pg_catalog.unnest(parsed.trigger_sources) s
+         WHERE NOT EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.source = s);
+        IF msg IS NOT NULL THEN
+            PERFORM hasura_events._fail('0A000',
+                pg_catalog.format('event triggers in more than one source (%s): no event trigger of this database is in %s',
+                    pg_catalog.array_to_string(parsed.trigger_sources, ', '), msg),
+                'hasura_events serves the database it is installed in: import each source''s event triggers into the database of that source.');
+        END IF;
+        msg := NULL;
+    END IF;
 
     FOR item IN SELECT pg_catalog.jsonb_array_elements(parsed.triggers) LOOP
         PERFORM hasura_events._expect(item -> 'conf' -> 'name', 'string', (item ->> 'path') || '.name');
@@ -408,13 +419,22 @@ BEGIN
 END
 $$;
 
+-- _no_args: refuses args for a request that takes none ({} or null).
+CREATE FUNCTION hasura_events._no_args(req_type text, args jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF args IS NOT NULL AND args NOT IN ('null', '{}') THEN
+        PERFORM hasura_events._fail('22023', pg_catalog.format('%s takes no arguments, not %s', req_type, args::text),
+            'Give "args": {}.');
+    END IF;
+END
+$$;
+
 -- _metadata_request: the request types above, as hasura_events.metadata() receives them. The
 -- v1/query names take the pg_ requests' args without source (v1 has one database) and, for
 -- create_event_trigger, without trigger_on_replication and cleanup_config (v2 additions).
 CREATE FUNCTION hasura_events._metadata_request(req_type text, args jsonb, request jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
-DECLARE
-    empty_args constant jsonb := '{}';
 BEGIN
     CASE req_type
     WHEN 'export_metadata' THEN
@@ -422,16 +442,14 @@ BEGIN
             PERFORM hasura_events._fail('0A000', 'export_metadata version 2 (with resource_version) is not supported',
                 'Leave out "version", or give "version": 1: the answer is the metadata object.');
         END IF;
-        PERFORM hasura_events._expect(coalesce(NULLIF(args, 'null'), empty_args), 'object', 'args');
-        PERFORM hasura_events._check_keys(coalesce(NULLIF(args, 'null'), empty_args), '{}', 'args');
+        PERFORM hasura_events._no_args(req_type, args);
         RETURN hasura_events.export_metadata();
     WHEN 'replace_metadata' THEN
         RETURN hasura_events.replace_metadata(args);
     WHEN 'reload_metadata' THEN
         RETURN hasura_events.reload_metadata(args);
     WHEN 'clear_metadata' THEN
-        PERFORM hasura_events._expect(coalesce(NULLIF(args, 'null'), empty_args), 'object', 'args');
-        PERFORM hasura_events._check_keys(coalesce(NULLIF(args, 'null'), empty_args), '{}', 'args');
+        PERFORM hasura_events._no_args(req_type, args);
         RETURN hasura_events.clear_metadata();
     WHEN 'create_event_trigger' THEN
         PERFORM hasura_events._expect(args, 'object', 'args');
@@ -464,5 +482,5 @@ GRANT EXECUTE ON FUNCTION hasura_events._export_omits(jsonb), hasura_events._exp
     hasura_events._drop_hasura_pg_triggers(text), hasura_events._ignored_parts(jsonb, text, text[]),
     hasura_events._metadata_triggers(jsonb, text), hasura_events._conf_args(jsonb, text, jsonb, text),
     hasura_events._create_from_conf(jsonb), hasura_events.replace_metadata(jsonb), hasura_events.reload_metadata(jsonb),
-    hasura_events.clear_metadata(), hasura_events._metadata_request(text, jsonb, jsonb)
+    hasura_events.clear_metadata(), hasura_events._no_args(text, jsonb), hasura_events._metadata_request(text, jsonb, jsonb)
     TO hasura_events_admin;
