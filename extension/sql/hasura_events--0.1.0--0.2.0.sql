@@ -291,6 +291,8 @@ BEGIN
         PERFORM hasura_events._bool_arg(args, 'allow_warnings', 'args', false);
     END IF;
     parsed := hasura_events._metadata_triggers(md, path);
+    -- one metadata change at a time (the dispatcher only reads the definitions: not blocked)
+    LOCK TABLE hasura_events.event_triggers IN SHARE ROW EXCLUSIVE MODE;
     -- Every event trigger lives in this database, whatever source it names. Event triggers of
     -- several sources are taken only when this database's triggers name each of them already (an
     -- export of this database): otherwise a source may well be another database.
@@ -412,6 +414,7 @@ $$;
 CREATE FUNCTION hasura_events.clear_metadata() RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
+    LOCK TABLE hasura_events.event_triggers IN SHARE ROW EXCLUSIVE MODE;
     PERFORM hasura_events.delete_event_trigger(t.name) FROM hasura_events.event_triggers t ORDER BY t.name;
     RETURN '{"message": "success"}';
 END
