@@ -275,6 +275,55 @@ def takeover_of_a_hasura_database_keeps_history_and_delivers_the_backlog():
                         "AND x::regclass::text LIKE 'hdb_catalog.%'") == "2"
 
 
+# The catalog of an early Hasura v2 source (as init_pg_source.sql first made it): one index per
+# column instead of the claim index, invocation logs without trigger_name and with a foreign key
+# to the events.
+EARLY_CATALOG_SQL = """
+CREATE SCHEMA hdb_catalog;
+CREATE FUNCTION hdb_catalog.gen_hasura_uuid() RETURNS uuid LANGUAGE sql AS 'select gen_random_uuid()';
+CREATE TABLE hdb_catalog.event_log (
+    id TEXT DEFAULT hdb_catalog.gen_hasura_uuid() PRIMARY KEY, schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+    trigger_name TEXT NOT NULL, payload JSONB NOT NULL, delivered BOOLEAN NOT NULL DEFAULT FALSE,
+    error BOOLEAN NOT NULL DEFAULT FALSE, tries INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMP DEFAULT NOW(),
+    locked TIMESTAMPTZ, next_retry_at TIMESTAMP, archived BOOLEAN NOT NULL DEFAULT FALSE);
+CREATE INDEX ON hdb_catalog.event_log (trigger_name);
+CREATE INDEX ON hdb_catalog.event_log (locked);
+CREATE INDEX ON hdb_catalog.event_log (delivered);
+CREATE INDEX ON hdb_catalog.event_log (created_at);
+CREATE TABLE hdb_catalog.event_invocation_logs (
+    id TEXT DEFAULT hdb_catalog.gen_hasura_uuid() PRIMARY KEY, event_id TEXT, status INTEGER, request JSON,
+    response JSON, created_at TIMESTAMP DEFAULT NOW(),
+    FOREIGN KEY (event_id) REFERENCES hdb_catalog.event_log (id));
+CREATE INDEX ON hdb_catalog.event_invocation_logs (event_id);
+INSERT INTO hdb_catalog.event_log (id, schema_name, table_name, trigger_name, payload, created_at)
+VALUES ('early-1', 'public', 'users', 'user_signup',
+        '{"op": "INSERT", "data": {"old": null, "new": {"id": 9, "email": "e@example.com", "name": "E"}}}', NULL);
+INSERT INTO hdb_catalog.event_invocation_logs (id, event_id, status) VALUES ('early-inv', 'early-1', 500);
+"""
+
+
+@test
+def takeover_of_an_early_hasura_v2_catalog():
+    with Env() as env:
+        c = env.cluster
+        c.psql("CREATE DATABASE fresh")
+        c.psql("CREATE EXTENSION hasura_events", "fresh")
+        c.psql(EARLY_CATALOG_SQL + APP_TABLES_SQL)
+        c.psql("CREATE EXTENSION hasura_events")
+        # the same columns (trigger_name added last), indexes and constraints as a fresh install
+        assert sorted(c.psql(TABLE_SHAPE_SQL)) == sorted(c.psql(TABLE_SHAPE_SQL, "fresh")), c.psql(TABLE_SHAPE_SQL)
+        assert c.psql("SELECT id, created_at IS NOT NULL FROM hdb_catalog.event_log") == [["early-1", "t"]]
+        assert c.psql("SELECT id, event_id, trigger_name FROM hdb_catalog.event_invocation_logs") == [
+            ["early-inv", "early-1", ""]]
+        env.start_sidecar()
+        metadata(c, {"type": "replace_metadata", "args": METADATA})
+        wait_for(lambda: delivered_ids(env.receiver) == ["early-1"], what="the early backlog delivered")
+        c.psql("INSERT INTO users VALUES (1, 'a@example.com', 'A')")
+        wait_for(lambda: len(env.receiver.requests()) == 2, what="a new event delivered")
+        wait_for(lambda: c.scalar("SELECT count(*) FROM hdb_catalog.event_invocation_logs "
+                                  "WHERE trigger_name = 'user_signup'") == "2", what="their invocation logs")
+
+
 @test
 def takeover_refuses_a_catalog_it_cannot_convert():
     with Env() as env:
