@@ -37,7 +37,8 @@ enum class MsgType : uint8_t {
 	Ping = 7,
 	Pong = 8,
 	Goodbye = 9,
-	Stats = 10
+	Stats = 10,
+	Release = 11
 };
 
 struct Hello {
@@ -128,8 +129,24 @@ struct Stats {
 	std::vector<TriggerStats> triggers;
 };
 
+/* A trigger whose events the sidecar does not want for hold_ms milliseconds (its webhook's circuit
+ * breaker is open for that long). */
+struct Hold {
+	std::string trigger_name;
+	uint32_t hold_ms = 0;
+};
+
+/*
+ * Release gives deliveries back unattempted: the worker forgets those claims (no try, no
+ * invocation log) and hands the events out again, after the holds of their triggers end.
+ */
+struct Release {
+	std::vector<std::string> event_ids;
+	std::vector<Hold> holds;
+};
+
 /* The alternatives are in wire-type order: index() + 1 is the MsgType. */
-using Message = std::variant<Hello, Welcome, Reject, Credit, Deliver, Outcome, Ping, Pong, Goodbye, Stats>;
+using Message = std::variant<Hello, Welcome, Reject, Credit, Deliver, Outcome, Ping, Pong, Goodbye, Stats, Release>;
 
 /*
  * encode appends one complete frame to out. Throws std::length_error only for a string or a

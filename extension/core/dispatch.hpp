@@ -107,7 +107,7 @@ struct DispatchStats {
 	uint64_t delivered = 0;
 	uint64_t retried = 0;
 	uint64_t dead = 0;
-	uint64_t returned = 0; /* claims given back when a sidecar went away */
+	uint64_t returned = 0; /* claims given back when a sidecar went away or released them */
 };
 
 class Dispatch {
@@ -171,6 +171,18 @@ public:
 	/* Sidecars past the handshake. */
 	size_t ready_connections() const;
 
+	/* Release: whether a sidecar gave claims back since the last call (they
+	 * may lie behind the claim cursor and floor: the next claim must look everywhere). */
+	bool take_released();
+	/* The triggers held now (a sidecar's circuit breaker is open for their webhook): the claim
+	 * skips their events. Pointers valid until the next call that changes holds. */
+	const std::vector<const char *> &held_trigger_ptrs();
+	/* Drops the holds that ended by now; true when one did (its events are due again, anywhere
+	 * in the claim index). */
+	bool expire_holds();
+	/* Milliseconds of the monotonic clock when the earliest hold ends; -1 when none. */
+	int64_t next_hold_end_ms() const;
+
 	/* Attempts reported and not yet recorded. */
 	size_t
 	record_count() const
@@ -207,6 +219,7 @@ private:
 	void handle(Connection &c, proto::Message &msg);
 	void handle_outcome(Connection &c, proto::Outcome &o);
 	void fail(Connection &c, const std::string &why);
+	void handle_release(Connection &c, const proto::Release &r);
 
 	DispatchConfig config_;
 	std::map<int, std::unique_ptr<Connection>> conns_;
@@ -217,6 +230,9 @@ private:
 	DispatchStats stats_;
 	int rr_ = 0; /* round robin start among connections */
 	int64_t now_ms_ = 0;
+	std::map<std::string, int64_t> holds_; /* trigger -> when its hold ends (monotonic ms) */
+	std::vector<const char *> held_ptrs_;
+	bool released_ = false;
 };
 
 } // namespace hasura_events
