@@ -473,8 +473,8 @@ decode_body(Reader &r, Stats &m)
 	}
 }
 
-const char *const kTypeNames[] = {"Hello",   "Welcome", "Reject", "Credit",  "Deliver",
-								  "Outcome", "Ping",    "Pong",   "Goodbye", "Stats",  "Release"};
+const char *const kTypeNames[] = {"Hello", "Welcome", "Reject",  "Credit", "Deliver", "Outcome",
+								  "Ping",  "Pong",    "Goodbye", "Stats",  "Release"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Message>);
 
 /*

@@ -57,8 +57,7 @@ RepeatLimiter::take_due(Clock::time_point now)
 			++it;
 		}
 	}
-	std::stable_sort(ended.begin(), ended.end(),
-					 [](const auto &a, const auto &b) { return a.first < b.first; });
+	std::stable_sort(ended.begin(), ended.end(), [](const auto &a, const auto &b) { return a.first < b.first; });
 	due.reserve(due.size() + ended.size());
 	for (auto &p : ended)
 		due.push_back(std::move(p.second));

@@ -213,7 +213,7 @@ usage_text()
 		   "                            pool never waits for the worker (default 200)\n"
 		   "  --max-response-bytes N    response body bytes kept per attempt (default 65536)\n"
 		   "  --grace-period SEC        on SIGTERM/SIGINT, time for in-flight attempts to finish (default 10)\n"
-"  --breaker-max-cooldown SEC\n"
+		   "  --breaker-max-cooldown SEC\n"
 		   "                            the longest a webhook's circuit breaker stays open after failures to\n"
 		   "                            connect (refused, DNS, TLS, timeouts); the cool-down starts at 1 s\n"
 		   "                            and doubles up to this (default 60)\n"

@@ -748,7 +748,7 @@ Sidecar::drain_curl()
 		a->finish(result);
 		attempt_ended(r, *a, true);
 		report(*a);
-		Breaker::Result verdict = a->outcome().http_status > 0 ? Breaker::Result::Answered
+		Breaker::Result verdict = a->outcome().http_status > 0       ? Breaker::Result::Answered
 								  : connection_level_failure(result) ? Breaker::Result::ConnectionFailure
 																	 : Breaker::Result::Other;
 		breaker_result(r, *a, verdict, probe);
@@ -794,7 +794,8 @@ Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcom
 		std::string db = it != conns_.end() ? it->second->database : std::string();
 		std::string status = std::to_string(o.http_status);
 		std::string key;
-		for (const std::string *part : std::initializer_list<const std::string *>{&db, &d.trigger_name, &d.webhook, &status, &o.error}) {
+		for (const std::string *part :
+			 std::initializer_list<const std::string *>{&db, &d.trigger_name, &d.webhook, &status, &o.error}) {
 			key += std::to_string(part->size());
 			key += ':';
 			key += *part;

@@ -211,7 +211,7 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	"  FROM hdb_catalog.event_log e "                                                                                  \
 	" WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                                       \
 	"   AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                                  \
-	"   AND " filter " " /* an event whose definition is gone must not take a place in the batch */                    \
+	"   AND " filter " "                 /* an event whose definition is gone must not take a place in the batch */    \
 	"   AND e.trigger_name <> ALL ($6) " /* triggers a sidecar holds (its webhook's circuit breaker is open) */        \
 	"   AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                      \
 	" ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                               \
