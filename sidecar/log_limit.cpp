@@ -9,6 +9,33 @@
 
 namespace hasura_events::sidecar {
 
+std::string
+repeat_key(std::initializer_list<std::string_view> parts)
+{
+	std::string key;
+	for (std::string_view p : parts) {
+		key += std::to_string(p.size());
+		key += ':';
+		key += p;
+	}
+	return key;
+}
+
+std::string
+without_numbers(std::string_view text)
+{
+	std::string out;
+	out.reserve(text.size());
+	for (size_t i = 0; i < text.size(); i++) {
+		bool digit = text[i] >= '0' && text[i] <= '9';
+		if (!digit)
+			out += text[i];
+		else if (i == 0 || text[i - 1] < '0' || text[i - 1] > '9')
+			out += '#';
+	}
+	return out;
+}
+
 bool
 RepeatLimiter::admit(const std::string &key, const Fields &fields, Clock::time_point now)
 {

@@ -12,12 +12,19 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace hasura_events::sidecar {
+
+/* repeat_key: one key of the parts, none of which can run into the next */
+std::string repeat_key(std::initializer_list<std::string_view> parts);
+/* without_numbers: text with each run of digits replaced by '#' */
+std::string without_numbers(std::string_view text);
 
 class RepeatLimiter {
 public:

@@ -793,14 +793,9 @@ Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcom
 		   written, the rest are counted (flush_log_summaries) */
 		std::string db = it != conns_.end() ? it->second->database : std::string();
 		std::string status = std::to_string(o.http_status);
-		std::string key;
-		for (const std::string *part :
-			 std::initializer_list<const std::string *>{&db, &d.trigger_name, &d.webhook, &status, &o.error}) {
-			key += std::to_string(part->size());
-			key += ':';
-			key += *part;
-		}
-		key += proto::outcome_kind_name(o.kind);
+		/* the error's numbers (the milliseconds of a refused connect) do not make it another kind */
+		std::string key = repeat_key(
+			{db, d.trigger_name, d.webhook, status, proto::outcome_kind_name(o.kind), without_numbers(o.error)});
 		write = repeated_lines_.admit(key,
 									  {{"database", db},
 									   {"trigger", d.trigger_name},

@@ -175,3 +175,15 @@ TEST(RepeatLimiter, KeysBeyondTheBoundAreAllWritten)
 	EXPECT_FALSE(lim.admit("a", {}, at(0)));
 	EXPECT_EQ(lim.tracked(), 2u);
 }
+
+TEST(RepeatLimiter, KeysOfPartsAndErrorsWithoutNumbers)
+{
+	EXPECT_NE(repeat_key({"ab", "c"}), repeat_key({"a", "bc"}));
+	EXPECT_EQ(repeat_key({"t1", "x"}), repeat_key({"t1", "x"}));
+	EXPECT_NE(repeat_key({"t1"}), repeat_key({"t2"})) << "only the error loses its numbers";
+	EXPECT_EQ(without_numbers("Failed to connect to 127.0.0.1 port 4711 after 0 ms"),
+			  "Failed to connect to #.#.#.# port # after # ms");
+	EXPECT_EQ(without_numbers("after 12 ms"), without_numbers("after 3 ms"));
+	EXPECT_EQ(without_numbers(""), "");
+	EXPECT_EQ(without_numbers("9"), "#");
+}
