@@ -176,6 +176,21 @@ encode_body(Writer &w, const Goodbye &m)
 }
 
 void
+encode_body(Writer &w, const Release &m)
+{
+	if (m.event_ids.size() > UINT32_MAX || m.holds.size() > UINT32_MAX)
+		throw std::length_error("hasura_events protocol: too many Release entries");
+	w.u32(static_cast<uint32_t>(m.event_ids.size()));
+	for (const std::string &id : m.event_ids)
+		w.str(id);
+	w.u32(static_cast<uint32_t>(m.holds.size()));
+	for (const Hold &h : m.holds) {
+		w.str(h.trigger_name);
+		w.u32(h.hold_ms);
+	}
+}
+
+void
 encode_body(Writer &w, const Stats &m)
 {
 	w.str(m.database);
@@ -196,12 +211,6 @@ encode_body(Writer &w, const Stats &m)
 		w.u64(t.retries_scheduled);
 		w.u64(t.errored);
 	}
-}
-
-void
-encode_body(Writer &, const Unassigned11 &)
-{
-	throw std::invalid_argument("hasura_events protocol: message type 11 is not assigned");
 }
 
 void
@@ -425,6 +434,27 @@ decode_body(Reader &r, Goodbye &m)
 }
 
 void
+decode_body(Reader &r, Release &m)
+{
+	uint32_t count = r.u32("event_count");
+	m.event_ids.reserve(r.count_hint(count, 4));
+	for (uint32_t i = 0; i < count && r.ok(); i++) {
+		std::string id = r.str("event_id");
+		if (r.ok())
+			m.event_ids.push_back(std::move(id));
+	}
+	count = r.u32("hold_count");
+	m.holds.reserve(r.count_hint(count, 8));
+	for (uint32_t i = 0; i < count && r.ok(); i++) {
+		Hold h;
+		h.trigger_name = r.str("hold trigger_name");
+		h.hold_ms = r.u32("hold_ms");
+		if (r.ok())
+			m.holds.push_back(std::move(h));
+	}
+}
+
+void
 decode_body(Reader &r, Stats &m)
 {
 	m.database = r.str("database");
@@ -454,12 +484,6 @@ decode_body(Reader &r, Stats &m)
 }
 
 void
-decode_body(Reader &r, Unassigned11 &)
-{
-	r.error = "unknown message type 11"; /* decode_frame refuses it before */
-}
-
-void
 decode_body(Reader &r, Cancel &m)
 {
 	uint32_t count = r.u32("event_count");
@@ -471,9 +495,8 @@ decode_body(Reader &r, Cancel &m)
 	}
 }
 
-constexpr size_t kUnassignedType = 11;
 const char *const kTypeNames[] = {"Hello", "Welcome", "Reject",  "Credit", "Deliver", "Outcome",
-								  "Ping",  "Pong",    "Goodbye", "Stats",  "unknown", "Cancel"};
+								  "Ping",  "Pong",    "Goodbye", "Stats",  "Release", "Cancel"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Message>);
 
 /*
@@ -593,15 +616,20 @@ encoded_size(const Message &msg)
 				n += 4 + t.name.size() + 8 + 8 + 8 + 8;
 		}
 		void
-		operator()(const Unassigned11 &)
-		{
-		}
-		void
 		operator()(const Cancel &m)
 		{
 			n += 4;
 			for (const std::string &id : m.event_ids)
 				n += 4 + id.size();
+		}
+		void
+		operator()(const Release &m)
+		{
+			n += 4 + 4;
+			for (const std::string &id : m.event_ids)
+				n += 4 + id.size();
+			for (const Hold &h : m.holds)
+				n += 4 + h.trigger_name.size() + 4;
 		}
 	} counter;
 	std::visit(counter, msg);
@@ -651,7 +679,7 @@ decode_frame(const char *data, size_t len, Message &out, std::string &error)
 		return false;
 	}
 	auto type = static_cast<uint8_t>(data[0]);
-	if (type < 1 || type > std::variant_size_v<Message> || type == kUnassignedType) {
+	if (type < 1 || type > std::variant_size_v<Message>) {
 		error = "unknown message type " + std::to_string(type);
 		return false;
 	}

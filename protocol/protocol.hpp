@@ -38,7 +38,7 @@ enum class MsgType : uint8_t {
 	Pong = 8,
 	Goodbye = 9,
 	Stats = 10,
-	/* 11 is Release (sidecar -> worker), added separately; no message of this file has it */
+	Release = 11,
 	Cancel = 12
 };
 
@@ -138,8 +138,21 @@ struct Stats {
 	std::vector<TriggerStats> triggers;
 };
 
-/* Type 11's place in Message until its message is added: never decoded (an unknown type), never sent. */
-struct Unassigned11 {};
+/* A trigger whose events the sidecar does not want for hold_ms milliseconds (its webhook's circuit
+ * breaker is open for that long). */
+struct Hold {
+	std::string trigger_name;
+	uint32_t hold_ms = 0;
+};
+
+/*
+ * Release (sidecar -> worker) gives deliveries back unattempted: the worker forgets those claims
+ * (no try, no invocation log) and hands the events out again, after the holds of their triggers end.
+ */
+struct Release {
+	std::vector<std::string> event_ids;
+	std::vector<Hold> holds;
+};
 
 /*
  * Cancel (worker -> sidecar): the worker took these events back (their outcome is overdue). The
@@ -151,7 +164,7 @@ struct Cancel {
 
 /* The alternatives are in wire-type order: index() + 1 is the MsgType. */
 using Message =
-	std::variant<Hello, Welcome, Reject, Credit, Deliver, Outcome, Ping, Pong, Goodbye, Stats, Unassigned11, Cancel>;
+	std::variant<Hello, Welcome, Reject, Credit, Deliver, Outcome, Ping, Pong, Goodbye, Stats, Release, Cancel>;
 
 /*
  * encode appends one complete frame to out. Throws std::length_error only for a string or a

@@ -130,7 +130,11 @@ EventMetrics::EventMetrics()
 		  Type::Gauge)),
 	  webhook_limit_(registry_.add("hasura_events_webhook_concurrency_limit",
 								   "Attempts a webhook may have in flight: its adaptive limit, as last settled.",
-								   Type::Gauge, {"webhook", "from_env"}))
+								   Type::Gauge, {"webhook", "from_env"})),
+	  webhook_circuit_(registry_.add("hasura_events_webhook_circuit_open",
+									 "1 while the webhook's circuit breaker holds its deliveries back after failures "
+									 "to connect (a probe attempt pending or not), else 0.",
+									 Type::Gauge, {"webhook", "from_env"}))
 {
 }
 
@@ -141,9 +145,16 @@ EventMetrics::webhook_limit(const std::string &webhook, bool from_env, uint32_t 
 }
 
 void
+EventMetrics::webhook_circuit(const std::string &webhook, bool from_env, bool open)
+{
+	webhook_circuit_.set({webhook, from_env ? "true" : "false"}, open ? 1.0 : 0.0);
+}
+
+void
 EventMetrics::forget_webhook(const std::string &webhook, bool from_env)
 {
 	webhook_limit_.remove({webhook, from_env ? "true" : "false"});
+	webhook_circuit_.remove({webhook, from_env ? "true" : "false"});
 }
 
 EventMetrics::TriggerSeries &

@@ -55,6 +55,8 @@ public:
 	/* webhook_limit sets the concurrency limit kept for a webhook (as stored; from_env: the
 	 * name of its variable, never its value); forget_webhook drops it */
 	void webhook_limit(const std::string &webhook, bool from_env, uint32_t limit);
+	/* webhook_circuit sets whether the webhook's circuit breaker is open (same labels) */
+	void webhook_circuit(const std::string &webhook, bool from_env, bool open);
 	void forget_webhook(const std::string &webhook, bool from_env);
 
 	/* render sets the sidecar-wide gauges and returns the exposition text */
@@ -85,7 +87,7 @@ private:
 	MetricFamily &queue_time_, &webhook_time_, &processing_time_;
 	MetricFamily &http_workers_, &invocations_, &processed_, &request_bytes_, &response_bytes_;
 	MetricFamily &pending_, &oldest_age_, &retries_, &errored_, &inflight_, &restarts_;
-	MetricFamily &connected_, &queue_length_, &webhook_limit_;
+	MetricFamily &connected_, &queue_length_, &webhook_limit_, &webhook_circuit_;
 };
 
 } // namespace hasura_events::sidecar

@@ -140,7 +140,9 @@ Sidecar::run()
 		} else {
 			dispatch();
 		}
+		flush_releases();
 		flush_credits();
+		flush_log_summaries(now);
 		for (auto it = conns_.begin(); it != conns_.end();) {
 			Connection &c = *(it++)->second;
 			if (c.out_off < c.out.size())
@@ -247,8 +249,8 @@ Sidecar::handle_signals()
 }
 
 /*
- * Sidecar::begin_shutdown says Goodbye on every connection, refuses the queued deliveries and
- * gives in-flight attempts the grace period.
+ * Sidecar::begin_shutdown says Goodbye on every connection, gives the queued deliveries back to
+ * the worker (Release) and gives in-flight attempts the grace period.
  */
 void
 Sidecar::begin_shutdown()
@@ -274,28 +276,16 @@ Sidecar::begin_shutdown()
 		c.goodbye_sent = true;
 		c.pending_credits = 0;
 	}
-	std::vector<Queued> refused;
-	refused.reserve(queued_);
-	for (auto &entry : routes_) {
-		Route &r = *entry.second;
-		for (Queued &q : r.queue)
-			refused.push_back(std::move(q));
-		r.queue.clear();
-		update_ready(r);
-	}
-	queued_ = 0;
-	std::sort(refused.begin(), refused.end(), [](const Queued &a, const Queued &b) { return a.seq < b.seq; });
-	for (Queued &q : refused) {
-		proto::Outcome o;
-		o.event_id = q.deliver.event_id;
-		o.kind = proto::OutcomeKind::ClientError;
-		o.error = kShutdownReason;
-		report_outcome(q.conn_id, q.deliver, o);
-	}
+	/* the deliveries not started go back untouched: no try spent, no invocation log */
+	for (auto &entry : routes_)
+		release_queue(*entry.second, 0);
 }
 
 /*
- * Sidecar::abandon_all ends the attempts still running when the grace period is over.
+ * Sidecar::abandon_all ends the attempts still running when the grace period is over. As Hasura
+ * unlocks what it still holds at the end of its shutdown timeout, they go back to the worker
+ * unrecorded (Release): the webhook may have got the request, and will get it again (at least
+ * once).
  */
 void
 Sidecar::abandon_all()
@@ -309,7 +299,7 @@ Sidecar::abandon_all()
 		Attempt &a = *entry.second.attempt;
 		a.abandon(kShutdownReason);
 		attempt_ended(*entry.second.route, a, false);
-		report(a);
+		release(a.conn_id(), a.deliver(), 0);
 	}
 }
 
@@ -426,6 +416,8 @@ Sidecar::close_connection(uint64_t conn_id, const std::string &reason, bool fail
 		if (a->second.attempt->conn_id() == conn_id) {
 			a->second.attempt->abandon("worker connection closed");
 			attempt_ended(*a->second.route, *a->second.attempt, false);
+			if (a->second.probe)
+				breaker_result(*a->second.route, *a->second.attempt, Breaker::Result::Other, true);
 			a = attempts_.erase(a);
 			in_flight++;
 		} else {
@@ -541,11 +533,7 @@ Sidecar::handle_message(Connection &c, proto::Message &m)
 			return protocol_error("worker sent a Deliver without a credit");
 		c.credits--;
 		if (shutting_down_ || c.goodbye_sent) {
-			proto::Outcome o;
-			o.event_id = d->event_id;
-			o.kind = proto::OutcomeKind::ClientError;
-			o.error = kShutdownReason;
-			report_outcome(c.id, *d, o);
+			release(c.id, *d, 0); /* sent before our Goodbye reached the worker */
 			return true;
 		}
 		LogLine(LogLevel::Debug, "deliver received").str("event_id", d->event_id).str("database", c.database).emit();
@@ -623,9 +611,10 @@ Sidecar::dispatch()
 		}
 		r.in_flight++;
 		r.limit.started(!r.queue.empty() && r.in_flight >= r.limit.limit());
+		bool probe = r.breaker.started(Clock::now());
 		update_ready(r);
 		Attempt *key = a.get();
-		attempts_.emplace(key, Running{std::move(a), &r});
+		attempts_.emplace(key, Running{std::move(a), &r, probe});
 	}
 }
 
@@ -636,6 +625,11 @@ void
 Sidecar::enqueue(uint64_t conn_id, proto::Deliver d)
 {
 	Route &r = route_for(d);
+	if (r.breaker.holding(Clock::now())) {
+		/* its webhook's breaker is open: back to the worker, held until the cool-down ends */
+		release(conn_id, d, r.breaker.remaining_ms(Clock::now()));
+		return;
+	}
 	r.queue.push_back(Queued{conn_id, next_seq_++, std::move(d)});
 	r.idle_since = Clock::time_point();
 	queued_++;
@@ -651,8 +645,10 @@ Sidecar::route_for(const proto::Deliver &d)
 	auto &slot = routes_[std::make_pair(d.webhook_from_env, d.webhook)];
 	if (!slot) {
 		uint32_t floor = std::min(opt_.min_webhook_concurrency, opt_.pool_size);
-		slot = std::make_unique<Route>(d.webhook, d.webhook_from_env, floor, opt_.pool_size);
+		slot = std::make_unique<Route>(d.webhook, d.webhook_from_env, floor, opt_.pool_size,
+									   std::chrono::seconds(opt_.breaker_max_cooldown_sec));
 		metrics_.webhook_limit(d.webhook, d.webhook_from_env, slot->limit.settled());
+		metrics_.webhook_circuit(d.webhook, d.webhook_from_env, false);
 	}
 	last_route_ = slot.get();
 	return *last_route_;
@@ -662,7 +658,7 @@ Sidecar::route_for(const proto::Deliver &d)
 void
 Sidecar::update_ready(Route &r)
 {
-	bool ready = !r.queue.empty() && r.in_flight < r.limit.limit();
+	bool ready = !r.queue.empty() && r.in_flight < r.limit.limit() && r.breaker.may_start(Clock::now());
 	auto key = ready ? std::make_tuple(r.in_flight, r.queue.front().seq, &r) : std::make_tuple(0u, uint64_t(0), &r);
 	if (r.ready && (!ready || key != r.ready_key))
 		ready_.erase(r.ready_key);
@@ -752,10 +748,15 @@ Sidecar::drain_curl()
 		CURLcode result = msg->data.result; /* read before finish(): msg is invalid after remove */
 		std::unique_ptr<Attempt> a = std::move(it->second.attempt);
 		Route &r = *it->second.route;
+		bool probe = it->second.probe;
 		attempts_.erase(it);
 		a->finish(result);
 		attempt_ended(r, *a, true);
 		report(*a);
+		Breaker::Result verdict = a->outcome().http_status > 0       ? Breaker::Result::Answered
+								  : connection_level_failure(result) ? Breaker::Result::ConnectionFailure
+																	 : Breaker::Result::Other;
+		breaker_result(r, *a, verdict, probe);
 	}
 }
 
@@ -791,7 +792,26 @@ Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcom
 		line.str("database", it->second->database);
 	else
 		line.boolean("outcome_dropped", true);
-	line.emit();
+	bool write = true;
+	if (o.kind != proto::OutcomeKind::Delivered && log_enabled(LogLevel::Warn)) {
+		/* a failing webhook fails every attempt alike: the first line of a kind per interval is
+		   written, the rest are counted (flush_log_summaries) */
+		std::string db = it != conns_.end() ? it->second->database : std::string();
+		std::string status = std::to_string(o.http_status);
+		/* the error's numbers (the milliseconds of a refused connect) do not make it another kind */
+		std::string key = repeat_key(
+			{db, d.trigger_name, d.webhook, status, proto::outcome_kind_name(o.kind), without_numbers(o.error)});
+		write = repeated_lines_.admit(key,
+									  {{"database", db},
+									   {"trigger", d.trigger_name},
+									   {"webhook", d.webhook},
+									   {"kind", proto::outcome_kind_name(o.kind)},
+									   {"status", status},
+									   {"error", o.error}},
+									  Clock::now());
+	}
+	if (write)
+		line.emit();
 
 	EventMetrics::Finished f;
 	f.kind = o.kind;

@@ -304,6 +304,8 @@ Dispatch::handle(Connection &c, proto::Message &msg)
 		/* nothing */
 	} else if (std::holds_alternative<proto::Goodbye>(msg)) {
 		c.draining = true;
+	} else if (auto *release = std::get_if<proto::Release>(&msg)) {
+		handle_release(c, *release);
 	} else {
 		fail(c, std::string("unexpected message from a sidecar: ") + proto::type_name(msg));
 	}
@@ -738,4 +740,96 @@ Dispatch::oldest_handshake() const
 	return oldest;
 }
 
+/* ------------------------------------------------------------------ Release and holds */
+
+/* A hold longer than this is cut to it: a sidecar cannot keep a trigger from every other sidecar
+ * for longer than a breaker's longest cool-down could sensibly be. */
+constexpr int64_t kMaxHoldMs = 3600 * 1000;
+
+/*
+ * handle_release: the sidecar gives deliveries back that it never attempted (shutting down, or its
+ * circuit breaker for their webhook is open). The claims end here with nothing to record: the
+ * events stay as they are in event_log (no try, no invocation log) and the next claim finds
+ * them. Every id must be a claim this connection holds without an outcome reported; anything
+ * else is a protocol error, and nothing of that Release is applied.
+ */
+void
+Dispatch::handle_release(Connection &c, const proto::Release &r)
+{
+	for (const std::string &id : r.event_ids) {
+		auto it = claims_.find(id);
+		/* an event cancelled on this connection may cross our Cancel: it is back in the queue already */
+		if ((it == claims_.end() || it->second->conn_id != c.id) && c.cancelled.count(id) == 0) {
+			fail(c, "release of event " + id + ", which this sidecar does not hold");
+			return;
+		}
+	}
+	for (const std::string &id : r.event_ids) {
+		auto it = claims_.find(id);
+		if (it == claims_.end() || it->second->conn_id != c.id) {
+			c.cancelled.erase(id);
+			continue;
+		}
+		forget_deadline(*it->second);
+		claims_.erase(it);
+		stats_.returned++;
+		released_ = true;
+	}
+	for (const proto::Hold &h : r.holds) {
+		int64_t end = now_ms_ + std::min<int64_t>(h.hold_ms, kMaxHoldMs);
+		auto it = holds_.find(h.trigger_name);
+		if (h.hold_ms == 0) {
+			/* a hold of 0 ends a hold of that trigger */
+			if (it != holds_.end()) {
+				holds_.erase(it);
+				released_ = true;
+			}
+		} else if (it == holds_.end())
+			holds_.emplace(h.trigger_name, end);
+		else
+			it->second = end; /* the latest word of the breaker stands */
+	}
+}
+
+bool
+Dispatch::take_released()
+{
+	bool r = released_;
+	released_ = false;
+	return r;
+}
+
+const std::vector<const char *> &
+Dispatch::held_trigger_ptrs()
+{
+	held_ptrs_.clear();
+	for (const auto &kv : holds_)
+		if (kv.second > now_ms_)
+			held_ptrs_.push_back(kv.first.c_str());
+	return held_ptrs_;
+}
+
+bool
+Dispatch::expire_holds()
+{
+	bool ended = false;
+	for (auto it = holds_.begin(); it != holds_.end();) {
+		if (it->second <= now_ms_) {
+			it = holds_.erase(it);
+			ended = true;
+		} else
+			++it;
+	}
+	return ended;
+}
+
+int64_t
+Dispatch::next_hold_end_ms() const
+{
+	int64_t next = -1;
+	for (const auto &kv : holds_)
+		if (next < 0 || kv.second < next)
+			next = kv.second;
+	return next;
+}
 } // namespace hasura_events

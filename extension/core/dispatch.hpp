@@ -118,7 +118,7 @@ struct DispatchStats {
 	uint64_t delivered = 0;
 	uint64_t retried = 0;
 	uint64_t dead = 0;
-	uint64_t returned = 0;      /* claims given back when a sidecar went away or was too late */
+	uint64_t returned = 0;      /* claims given back: a sidecar went away, released them, or was too late */
 	uint64_t cancelled = 0;     /* of those: taken back because their outcome was overdue */
 	uint64_t late_outcomes = 0; /* outcomes ignored because their claim had been cancelled */
 };
@@ -198,6 +198,18 @@ public:
 	/* Sidecars past the handshake. */
 	size_t ready_connections() const;
 
+	/* Release: whether a sidecar gave claims back since the last call (they
+	 * may lie behind the claim cursor and floor: the next claim must look everywhere). */
+	bool take_released();
+	/* The triggers held now (a sidecar's circuit breaker is open for their webhook): the claim
+	 * skips their events. Pointers valid until the next call that changes holds. */
+	const std::vector<const char *> &held_trigger_ptrs();
+	/* Drops the holds that ended by now; true when one did (its events are due again, anywhere
+	 * in the claim index). */
+	bool expire_holds();
+	/* Milliseconds of the monotonic clock when the earliest hold ends; -1 when none. */
+	int64_t next_hold_end_ms() const;
+
 	/* Attempts reported and not yet recorded. */
 	size_t
 	record_count() const
@@ -237,6 +249,7 @@ private:
 	void forget_deadline(Claim &claim);
 	size_t expire_claims();
 	void note_cancelled(Connection &c, const std::string &event_id);
+	void handle_release(Connection &c, const proto::Release &r);
 
 	DispatchConfig config_;
 	std::map<int, std::unique_ptr<Connection>> conns_;
@@ -249,6 +262,9 @@ private:
 	DispatchStats stats_;
 	int rr_ = 0; /* round robin start among connections */
 	int64_t now_ms_ = 0;
+	std::map<std::string, int64_t> holds_; /* trigger -> when its hold ends (monotonic ms) */
+	std::vector<const char *> held_ptrs_;
+	bool released_ = false;
 };
 
 } // namespace hasura_events

@@ -219,7 +219,8 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	"  FROM hdb_catalog.event_log e "                                                                                  \
 	" WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                                       \
 	"   AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                                  \
-	"   AND " filter " " /* an event whose definition is gone must not take a place in the batch */                    \
+	"   AND " filter " "                 /* an event whose definition is gone must not take a place in the batch */    \
+	"   AND e.trigger_name <> ALL ($6) " /* triggers a sidecar holds (its webhook's circuit breaker is open) */        \
 	"   AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                      \
 	" ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                               \
 	" LIMIT $2"
@@ -234,7 +235,8 @@ const char *const kClaimSql =
 	CLAIM_QUERY("e.id <> ALL ($1) AND (COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at) >= "
 				"('-infinity'::timestamptz, $3)");
 /* After the last event the previous claim went through ($3, $4, $5): the events in flight are
- * behind it (a few may not be, after a claim from the start; hand_out skips those). $1 unused. */
+ * behind it (a few may not be, after a claim from the start; hand_out skips those). $1 unused.
+ * Both: $6 the triggers held (Dispatch::held_trigger_ptrs). */
 const char *const kClaimAfterSql = CLAIM_QUERY(
 	"(COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id) > ($3, $4, $5 COLLATE \"C\")");
 
@@ -490,11 +492,19 @@ claim_in_tx(int want, bool after_cursor, bool full_scan)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "hasura_events: claiming events");
 	if (claim_plan == NULL) {
-		Oid types[5] = {TEXTARRAYOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
-		claim_plan = keep_plan(kClaimSql, 3, types);
-		claim_after_plan = keep_plan(kClaimAfterSql, 5, types);
+		Oid types[6] = {TEXTARRAYOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID};
+		claim_plan = keep_plan(kClaimSql, 6, types);
+		claim_after_plan = keep_plan(kClaimAfterSql, 6, types);
 	}
-	Datum args[5];
+	Datum args[6];
+	/* $4 and $5 are not used by kClaimSql: any value of their type */
+	args[3] = TimestampTzGetDatum(DT_NOBEGIN);
+	args[4] = CStringGetTextDatum("");
+	{
+		const std::vector<const char *> *held = NULL;
+		DISPATCH_GUARD("listing holds", held = &dispatch->held_trigger_ptrs());
+		args[5] = text_array(held->data(), (int)held->size());
+	}
 	if (after_cursor) {
 		args[0] = text_array(NULL, 0);
 		args[2] = TimestampTzGetDatum(cursor.due);
@@ -1061,6 +1071,23 @@ lose_connection(int fd, const char *why, ClaimPlan &plan)
 }
 
 /*
+ * note_releases: claims a sidecar gave back (Release) and holds that ended put events due again
+ * behind the claim cursor and floor (a held trigger's events stay there while held): the next
+ * claim looks everywhere, as after a lost connection.
+ */
+void
+note_releases(ClaimPlan &plan)
+{
+	bool again = false;
+	DISPATCH_GUARD("checking releases and holds", {
+		again = dispatch->take_released();
+		again = dispatch->expire_holds() || again;
+	});
+	if (again)
+		plan.look_everywhere();
+}
+
+/*
  * check_deadlines: the Dispatch's deadlines (Dispatch::check_deadlines). Claims it took back are
  * due again anywhere in the claim index, as those of a closed connection.
  */
@@ -1381,6 +1408,10 @@ hasura_events_dispatcher_main(Datum main_arg)
 			DISPATCH_GUARD("reading deadlines", deadline = dispatch->next_deadline_ms());
 			if (deadline != INT64_MAX)
 				timeout_ms = Min(timeout_ms, (long)Max((int64)0, deadline - monotonic_ms()));
+			int64 hold_end = -1;
+			DISPATCH_GUARD("reading holds", hold_end = dispatch->next_hold_end_ms());
+			if (hold_end >= 0) /* a held trigger's events are due again when its hold ends */
+				timeout_ms = Min(timeout_ms, Max(0L, (long)(hold_end - monotonic_ms())));
 		}
 
 		WaitEventSet *set = wait_set(conn_fds, conn_out, nconn);
@@ -1453,6 +1484,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		}
 		if (accept_now)
 			accept_connections(plan);
+		note_releases(plan);
 
 		now = GetCurrentTimestamp();
 		if (now >= next_retry_check) {

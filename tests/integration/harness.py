@@ -135,11 +135,12 @@ class Cluster:
 
 
 class Receiver:
-    def __init__(self):
+    def __init__(self, port=0):
+        # port 0: a free one; a given port: e.g. one a webhook was refused on until now
         fd, self.log = tempfile.mkstemp(prefix="he_recv_", suffix=".jsonl")
         os.close(fd)
         self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "receiver", "receiver.py"),
-                                      "--port", "0", "--log", self.log], stdout=subprocess.PIPE, text=True)
+                                      "--port", str(port), "--log", self.log], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         self.port = int(line.strip().rsplit(":", 1)[1])
         self.base = f"http://127.0.0.1:{self.port}"

@@ -1023,3 +1023,87 @@ TEST(RepeatLimiter, KindsBeyondTheBoundAreCountedTogether)
 	ASSERT_EQ(lines.size(), 1u);
 	EXPECT_EQ(lines[0], "{\"msg\": \"m\", \"other_kinds\": true, \"suppressed\": 995, \"interval_sec\": 1}");
 }
+
+TEST(Dispatch, ReleaseEndsClaimsWithoutRecords)
+{
+	Dispatch d(config());
+	FakeSidecar s(d, 1);
+	s.handshake(5);
+	Events ev(3);
+	d.hand_out(ev.views.data(), ev.views.size());
+	EXPECT_FALSE(d.take_released());
+	s.send(proto::Release{{"e0", "e2"}, {}});
+	std::string why;
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	EXPECT_EQ(d.inflight(), 1u); /* e1 is still out */
+	EXPECT_EQ(d.record_count(), 0u) << "a released event is not an attempt";
+	EXPECT_TRUE(d.take_released()) << "the next claim must look behind its cursor and floor";
+	EXPECT_FALSE(d.take_released());
+	EXPECT_EQ(d.stats().returned, 2u);
+	EXPECT_EQ(d.held_trigger_ptrs().size(), 0u);
+	/* they can be handed out again, and e1 is still skipped */
+	EXPECT_EQ(d.hand_out(ev.views.data(), ev.views.size()), 3u);
+	EXPECT_EQ(d.inflight(), 3u);
+}
+
+TEST(Dispatch, ReleaseOfAnEventNotHeldClosesAndAppliesNothing)
+{
+	Dispatch d(config());
+	FakeSidecar a(d, 1), b(d, 2);
+	a.handshake(1, "a");
+	Events ev(1);
+	d.hand_out(ev.views.data(), 1);
+	b.handshake(5, "b");
+	b.send(proto::Release{{"e0"}, {}}); /* a's claim */
+	std::string why;
+	EXPECT_TRUE(d.wants_close(2, why));
+	EXPECT_NE(why.find("does not hold"), std::string::npos) << why;
+	EXPECT_EQ(d.inflight(), 1u);
+
+	/* a reported event cannot be released either; nothing of that Release applies */
+	proto::Outcome ok = outcome(proto::OutcomeKind::Delivered, 200);
+	ok.event_id = "e0";
+	a.send(ok);
+	a.send(proto::Release{{"e0"}, {{"t", 5000}}});
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_EQ(d.record_count(), 1u);
+	EXPECT_EQ(d.held_trigger_ptrs().size(), 0u);
+}
+
+TEST(Dispatch, HoldsKeepTriggersOutUntilTheyEnd)
+{
+	Dispatch d(config());
+	d.set_now(1000);
+	FakeSidecar s(d, 1);
+	s.handshake(5);
+	EXPECT_EQ(d.next_hold_end_ms(), -1);
+	s.send(proto::Release{{}, {{"t", 2000}, {"u", 500}}});
+	std::string why;
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	EXPECT_FALSE(d.take_released()) << "no events given back";
+	auto held = d.held_trigger_ptrs();
+	ASSERT_EQ(held.size(), 2u);
+	EXPECT_STREQ(held[0], "t");
+	EXPECT_STREQ(held[1], "u");
+	EXPECT_EQ(d.next_hold_end_ms(), 1500);
+	d.set_now(1499);
+	EXPECT_FALSE(d.expire_holds());
+	d.set_now(1500);
+	EXPECT_TRUE(d.expire_holds()) << "u's events are due again";
+	held = d.held_trigger_ptrs();
+	ASSERT_EQ(held.size(), 1u);
+	EXPECT_STREQ(held[0], "t");
+	EXPECT_EQ(d.next_hold_end_ms(), 3000);
+	/* a later hold of the same trigger replaces the earlier one, and a hold of 0 ends it */
+	s.send(proto::Release{{}, {{"t", 100}}});
+	EXPECT_EQ(d.next_hold_end_ms(), 1600);
+	s.send(proto::Release{{}, {{"t", 0}}});
+	EXPECT_EQ(d.next_hold_end_ms(), -1);
+	EXPECT_TRUE(d.take_released()) << "an ended hold puts its events back in reach";
+	/* a huge hold is cut to an hour */
+	s.send(proto::Release{{}, {{"t", UINT32_MAX}}});
+	EXPECT_EQ(d.next_hold_end_ms(), 1500 + 3600 * 1000);
+	d.set_now(1500 + 3600 * 1000);
+	EXPECT_TRUE(d.expire_holds());
+	EXPECT_EQ(d.held_trigger_ptrs().size(), 0u);
+}

@@ -92,6 +92,9 @@ all_messages()
 		Stats{},
 		Cancel{{"2b5e8a7c-0000-4000-8000-000000000001", "", std::string("\0\xff", 2)}},
 		Cancel{},
+
+		Release{{"2b5e8a7c-0000-4000-8000-000000000001", "", "\xff"}, {{"user_created", 1000}, {"", UINT32_MAX}}},
+		Release{},
 	};
 }
 
@@ -202,14 +205,19 @@ operator==(const Goodbye &a, const Goodbye &b)
 	return a.reason == b.reason;
 }
 bool
-operator==(const Unassigned11 &, const Unassigned11 &)
-{
-	return true;
-}
-bool
 operator==(const Cancel &a, const Cancel &b)
 {
 	return a.event_ids == b.event_ids;
+}
+bool
+operator==(const Release &a, const Release &b)
+{
+	if (a.event_ids != b.event_ids || a.holds.size() != b.holds.size())
+		return false;
+	for (size_t i = 0; i < a.holds.size(); i++)
+		if (a.holds[i].trigger_name != b.holds[i].trigger_name || a.holds[i].hold_ms != b.holds[i].hold_ms)
+			return false;
+	return true;
 }
 /* doubles compare by their bits, so NaN equals itself and -0 differs from 0 */
 bool
@@ -290,6 +298,28 @@ TEST(Protocol, DeliverCreatedAtIsTrailingI64)
 	EXPECT_NE(error.find("field created_at_ms"), std::string::npos) << error;
 }
 
+TEST(Protocol, ReleaseLayout)
+{
+	std::string bytes = frame_of(Release{{"ab"}, {{"t", 0x01020304}}});
+	EXPECT_EQ(bytes, std::string("\x00\x00\x00\x18\x0b"
+								 "\x00\x00\x00\x01\x00\x00\x00\x02"
+								 "ab"
+								 "\x00\x00\x00\x01\x00\x00\x00\x01"
+								 "t"
+								 "\x01\x02\x03\x04",
+								 28))
+		<< "Release is type 11: event_count, event ids, hold_count, (trigger, hold_ms)";
+	/* a huge count is refused from the bytes present, without allocating for it */
+	std::string body = frame_of(Release{}).substr(5);
+	body.replace(0, 4, std::string("\xff\xff\xff\xff", 4));
+	std::string error = expect_error(raw_frame(11, body));
+	EXPECT_NE(error.find("Release frame too short: field event_id"), std::string::npos) << error;
+	body = frame_of(Release{}).substr(5);
+	body.replace(4, 4, std::string("\x00\x00\x00\x01", 4));
+	error = expect_error(raw_frame(11, body));
+	EXPECT_NE(error.find("Release frame too short: field hold trigger_name"), std::string::npos) << error;
+}
+
 TEST(Protocol, StatsKeepsNonFiniteValues)
 {
 	Message out;
@@ -326,7 +356,8 @@ TEST(Protocol, TypeNames)
 	EXPECT_STREQ(type_name(static_cast<MsgType>(0)), "unknown");
 	EXPECT_STREQ(type_name(Message{Stats{}}), "Stats");
 	EXPECT_EQ(type_of(Message{Stats{}}), MsgType::Stats);
-	EXPECT_STREQ(type_name(static_cast<MsgType>(11)), "unknown");
+	EXPECT_STREQ(type_name(Message{Release{}}), "Release");
+	EXPECT_EQ(type_of(Message{Release{}}), MsgType::Release);
 	EXPECT_EQ(type_of(Message{Outcome{}}), MsgType::Outcome);
 	EXPECT_STREQ(outcome_kind_name(OutcomeKind::HttpError), "http_error");
 }
@@ -347,10 +378,6 @@ TEST(Protocol, CancelLayout)
 	/* a count far beyond the bytes present: refused without reserving for it */
 	std::string error = expect_error(raw_frame(12, std::string("\xff\xff\xff\xff\0\0\0\x01x", 9)));
 	EXPECT_NE(error.find("Cancel frame too short: field event_id"), std::string::npos) << error;
-	/* type 11 stays unassigned: nothing decodes it and nothing encodes it */
-	EXPECT_EQ(expect_error(raw_frame(11, "")), "unknown message type 11");
-	std::string out;
-	EXPECT_THROW(encode(Message{Unassigned11{}}, out), std::invalid_argument);
 }
 
 /* The bounds a worker applies to a sidecar's frames: the header alone refuses a frame beyond
@@ -460,7 +487,8 @@ TEST(Protocol, OversizedFrameRefusedBeforeBody)
 TEST(Protocol, UnknownTypeIsMalformed)
 {
 	EXPECT_EQ(expect_error(raw_frame(0, "")), "unknown message type 0");
-	EXPECT_EQ(expect_error(raw_frame(11, "abc")), "unknown message type 11");
+	EXPECT_EQ(expect_error(raw_frame(std::variant_size_v<Message> + 1, "abc")),
+			  "unknown message type " + std::to_string(std::variant_size_v<Message> + 1));
 	EXPECT_EQ(expect_error(raw_frame(255, "")), "unknown message type 255");
 }
 
