@@ -270,8 +270,8 @@ BEGIN
 END
 $$;
 
--- _column_list: checks a "columns"/"payload" value of an operation spec against the table;
--- returns "*" or a JSON array of names.
+-- _column_list: checks a "columns"/"payload" value of an operation spec, against the table
+-- unless tbl is null (then only its form); returns "*" or a JSON array of names.
 CREATE FUNCTION hasura_events._column_list(v jsonb, tbl regclass, path text) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -290,7 +290,7 @@ BEGIN
     END IF;
     FOR col IN SELECT pg_catalog.jsonb_array_elements(v) LOOP
         PERFORM hasura_events._expect(col, 'string', path || '[]');
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+        IF tbl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
                        WHERE attrelid = tbl AND attname = col #>> '{}' AND attnum > 0 AND NOT attisdropped) THEN
             PERFORM hasura_events._fail('42703',
                 pg_catalog.format('column "%s" of %s does not exist in table %s', col #>> '{}', path, tbl::text));
@@ -304,7 +304,8 @@ BEGIN
 END
 $$;
 
--- _operation_spec: validates insert/update/delete; returns the normalized spec or null.
+-- _operation_spec: validates insert/update/delete (against the table unless tbl is null);
+-- returns the normalized spec or null.
 CREATE FUNCTION hasura_events._operation_spec(v jsonb, tbl regclass, path text) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -507,19 +508,30 @@ DECLARE
     t record;
     retry jsonb;
     do_replace boolean;
+    problem text;
 BEGIN
     PERFORM hasura_events._expect(args, 'object', 'args');
     PERFORM hasura_events._check_keys(args,
         '{name,table,source,webhook,webhook_from_env,insert,update,delete,enable_manual,retry_conf,headers,replace,trigger_on_replication}',
         'args', '{request_transform,response_transform,cleanup_config}');
 
+    -- Hasura's order: the name, then whether there is an operation, then the webhook, then the
+    -- form of the column lists; the table and its columns after all of them.
     def.name := hasura_events._text_arg(args, 'name', 'args', true);
-    PERFORM hasura_events._check_value('trigger_name', def.name, 'args.name',
-        'Trigger names match ^[A-Za-z]+[A-Za-z0-9_\-]*$ and have at most 42 characters.');
-    t := hasura_events._resolve_table(args -> 'table');
-    def.schema_name := t.schema_name;
-    def.table_name := t.table_name;
-    def.source := coalesce(hasura_events._text_arg(args, 'source', 'args', false), 'default');
+    problem := hasura_events._value_problem('trigger_name', def.name);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = hasura_events._value_problem('trigger_name_hasura', def.name),
+            DETAIL = pg_catalog.upper(pg_catalog.left(problem, 1)) || pg_catalog.substr(problem, 2) || '.',
+            HINT = 'Trigger names match ^[A-Za-z]+[A-Za-z0-9_\-]*$ and have at most 42 characters.';
+    END IF;
+
+    def.enable_manual := hasura_events._bool_arg(args, 'enable_manual', 'args', false);
+    IF coalesce(args -> 'insert', 'null') = 'null' AND coalesce(args -> 'update', 'null') = 'null'
+       AND coalesce(args -> 'delete', 'null') = 'null' AND NOT def.enable_manual THEN
+        PERFORM hasura_events._fail('22023', 'atleast one amongst insert/update/delete/enable_manual spec must be provided',
+            'Give at least one of "insert", "update", "delete", or "enable_manual": true.');
+    END IF;
 
     def.webhook := hasura_events._text_arg(args, 'webhook', 'args', false);
     def.webhook_from_env := hasura_events._text_arg(args, 'webhook_from_env', 'args', false);
@@ -535,14 +547,17 @@ BEGIN
         PERFORM hasura_events._check_value('env_name', def.webhook_from_env, 'args.webhook_from_env');
     END IF;
 
+    PERFORM hasura_events._operation_spec(args -> 'insert', NULL, 'args.insert');
+    PERFORM hasura_events._operation_spec(args -> 'update', NULL, 'args.update');
+    PERFORM hasura_events._operation_spec(args -> 'delete', NULL, 'args.delete');
+
+    t := hasura_events._resolve_table(args -> 'table');
+    def.schema_name := t.schema_name;
+    def.table_name := t.table_name;
+    def.source := coalesce(hasura_events._text_arg(args, 'source', 'args', false), 'default');
     def.insert_spec := hasura_events._operation_spec(args -> 'insert', t.tbl, 'args.insert');
     def.update_spec := hasura_events._operation_spec(args -> 'update', t.tbl, 'args.update');
     def.delete_spec := hasura_events._operation_spec(args -> 'delete', t.tbl, 'args.delete');
-    def.enable_manual := hasura_events._bool_arg(args, 'enable_manual', 'args', false);
-    IF def.insert_spec IS NULL AND def.update_spec IS NULL AND def.delete_spec IS NULL AND NOT def.enable_manual THEN
-        PERFORM hasura_events._fail('22023', pg_catalog.format('event trigger "%s" has no operation', def.name),
-            'Give at least one of "insert", "update", "delete", or "enable_manual": true.');
-    END IF;
 
     retry := args -> 'retry_conf';
     IF retry IS NOT NULL AND retry <> 'null' THEN

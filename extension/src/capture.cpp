@@ -148,9 +148,9 @@ struct CaptureState {
 	const char *schema_name;
 	const char *table_name;
 	TupleDesc desc;
-	ColumnSet columns;      /* UPDATE: which columns must change */
-	ColumnSet payload;      /* which columns appear in old/new */
-	TupleDesc payload_desc; /* blessed projection when payload is a list or has Hasura renderings */
+	ColumnSet columns;        /* UPDATE: which columns must change */
+	ColumnSet payload;        /* which columns appear in old/new */
+	TupleDesc payload_desc;   /* blessed projection when payload is a list or has Hasura renderings */
 	AttrNumber *proj_attnums; /* the columns of payload_desc */
 	int proj_natts;
 	Datum *proj_values;
