@@ -112,6 +112,15 @@ SELECT hasura_events.create_event_trigger('{"name": "fmt_fake_geo", "table": "fm
   "insert": {"columns": "*"}}');
 INSERT INTO fmt_fake_geo VALUES (1, 'POINT(1 2)');
 SELECT trigger_name, payload->'data'->'new' AS new FROM hdb_catalog.event_log;
+TRUNCATE hdb_catalog.event_log;
+-- what was looked up is cached per type, and forgotten when functions change: an st_asgeojson
+-- for the type (Hasura's rule is the names) is used by the next statement of this session
+CREATE FUNCTION public.st_asgeojson(g geometry, digits int, options int) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT format('{"type": "Fake", "g": "%s", "digits": %s, "options": %s}', g, digits, options) $$;
+INSERT INTO fmt_fake_geo VALUES (2, 'POINT(1 2)');
+DROP FUNCTION public.st_asgeojson(geometry, int, int);
+INSERT INTO fmt_fake_geo VALUES (3, 'POINT(1 2)');
+SELECT trigger_name, payload->'data'->'new' AS new FROM hdb_catalog.event_log ORDER BY created_at, id;
 
 -- Clean up.
 DROP TABLE fmt_fake_geo, fmt_num, fmt_num_arr;

@@ -13,9 +13,9 @@
  * blessed tuple descriptor with just those columns. Two exceptions follow Hasura's trigger
  * function: PostGIS geometry and geography columns are rendered as ST_AsGeoJSON(col, 15, 4) (the
  * GeoJSON with the long CRS form), and with hasura_events.stringify_numeric_types bigint, numeric
- * and double precision columns as the JSON strings of their text. Types are recognized by name at
- * each statement (PostGIS is optional: nothing here depends on it); a table without such columns
- * takes the same path as before.
+ * and double precision columns as the JSON strings of their text. PostGIS's types are recognized
+ * by name (PostGIS is optional: nothing here depends on it), for types that are not built in, with
+ * the answer cached per type; a table of built-in types takes the same path as before.
  *
  * Wording: "event trigger" is Hasura's (a named webhook subscription); "pg trigger" is the
  * Postgres trigger object that fires for it.
@@ -61,6 +61,8 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 }
@@ -355,12 +357,12 @@ init_state(CaptureState *st, TriggerData *td)
 }
 
 /*
- * geojson_function: ST_AsGeoJSON(type, integer, integer) when type is PostGIS's geometry or
+ * find_geojson_function: ST_AsGeoJSON(type, integer, integer) when type is PostGIS's geometry or
  * geography, found by name as Hasura does (a type of that name, the function in the type's
  * schema); InvalidOid for every other type, and when PostGIS is not installed.
  */
 Oid
-geojson_function(Oid type)
+find_geojson_function(Oid type)
 {
 	HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
 	if (!HeapTupleIsValid(tup))
@@ -377,6 +379,51 @@ geojson_function(Oid type)
 	Oid argtypes[3] = {type, INT4OID, INT4OID};
 	List *name = list_make2(makeString(nspname), makeString(pstrdup("st_asgeojson")));
 	return LookupFuncName(name, 3, argtypes, true);
+}
+
+/* The answers of find_geojson_function per type, for this backend. Any change to pg_type,
+ * pg_proc or pg_namespace (CREATE/DROP/ALTER EXTENSION postgis among them) empties it; the
+ * callback only marks it stale, as it may run in the middle of a lookup. */
+struct GeojsonCacheEntry {
+	Oid type; /* the key */
+	Oid function;
+};
+HTAB *geojson_cache = NULL;
+bool geojson_cache_stale = false;
+
+void
+geojson_cache_invalidate(Datum, int, uint32)
+{
+	geojson_cache_stale = true;
+}
+
+/* geojson_function: find_geojson_function through the cache */
+Oid
+geojson_function(Oid type)
+{
+	if (geojson_cache == NULL || geojson_cache_stale) {
+		if (geojson_cache == NULL) {
+			CacheRegisterSyscacheCallback(TYPEOID, geojson_cache_invalidate, (Datum)0);
+			CacheRegisterSyscacheCallback(PROCOID, geojson_cache_invalidate, (Datum)0);
+			CacheRegisterSyscacheCallback(NAMESPACEOID, geojson_cache_invalidate, (Datum)0);
+		} else
+			hash_destroy(geojson_cache);
+		HASHCTL ctl;
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(GeojsonCacheEntry);
+		geojson_cache = hash_create("hasura_events geojson functions", 16, &ctl, HASH_ELEM | HASH_BLOBS);
+		geojson_cache_stale = false;
+	}
+	bool found;
+	GeojsonCacheEntry *entry = (GeojsonCacheEntry *)hash_search(geojson_cache, &type, HASH_FIND, &found);
+	if (found)
+		return entry->function;
+	Oid function = find_geojson_function(type);
+	/* the lookup may have let invalidations in that emptied (re-created) nothing yet: the entry
+	 * goes into the current table, and a stale mark set meanwhile drops it at the next use */
+	entry = (GeojsonCacheEntry *)hash_search(geojson_cache, &type, HASH_ENTER, &found);
+	entry->function = function;
+	return function;
 }
 
 /*
