@@ -54,6 +54,18 @@ SELECT fails('{"type": "pg_create_event_trigger", "args": [1]}');
 SELECT fails('{"type": "bulk", "args": {"type": "pg_get_event_logs"}}');
 SELECT fails('{"type": "bulk", "args": [{"type": "nope"}]}');
 
+\echo '== the order and wording of Hasura (tests-py create_trigger_operation_specs_not_provided_err.yaml, create_trigger_illegal_name_err.yaml)'
+-- no operation is refused for that, before the webhook (there is none) and the table are looked at
+SELECT fails('{"type": "pg_create_event_trigger", "args": {"name": "t1_1", "table": {"schema": "public", "name": "err_tbl"}}}');
+SELECT fails('{"type": "pg_create_event_trigger", "args": {"name": "t1_1", "table": {"schema": "public", "name": "no_such_table"}}}');
+-- an illegal name is refused for that, before the webhook (there is none)
+SELECT fails('{"type": "pg_create_event_trigger", "args": {"name": "bad''name", "table": {"schema": "public", "name": "err_tbl"}, "enable_manual": true}}');
+-- the pattern is checked before the length
+SELECT fails(mk('{"name": "A234567890123456789012345678901234567890123."}'));
+-- the webhook before the column lists, the column lists' form before the table
+SELECT fails(mk('{"update": {"columns": []}}', '{webhook}'));
+SELECT fails(mk('{"update": {"columns": []}, "table": "no_such_table"}'));
+
 \echo '== name'
 SELECT fails(mk('{"name": ""}'));
 SELECT fails(mk('{"name": "A234567890123456789012345678901234567890123"}'));

@@ -63,7 +63,10 @@ SELECT schema_name, table_name, definition->'table' AS def_table FROM hasura_eve
 ALTER SCHEMA ddl_moved RENAME TO "DDL Moved";
 SELECT schema_name, table_name, definition->'table' AS def_table FROM hasura_events.event_triggers WHERE name = 'ddl_rename';
 INSERT INTO "DDL Moved"."DDL New Name" VALUES (1, 'x');
-SELECT schema_name, table_name, payload->'data'->'new' AS new FROM hdb_catalog.event_log WHERE trigger_name = 'ddl_rename';
+UPDATE "DDL Moved"."DDL New Name" SET v = 'y';
+DELETE FROM "DDL Moved"."DDL New Name";
+SELECT schema_name, table_name, payload->>'op' AS op, payload->'data'->'new' AS new
+FROM hdb_catalog.event_log WHERE trigger_name = 'ddl_rename' ORDER BY created_at, id;
 -- replace works against the new name (and refuses the old one)
 SELECT try_md('{"type": "pg_create_event_trigger", "args": {"name": "ddl_rename", "table": "ddl_old_name",
   "webhook": "http://h/", "insert": {"columns": "*"}, "replace": true}}');
@@ -72,23 +75,122 @@ SELECT try_md('{"type": "pg_create_event_trigger", "args": {"name": "ddl_rename"
   "update": {"columns": ["v"]}, "replace": true}}');
 TRUNCATE hdb_catalog.event_log;
 
--- Dropping (or renaming) a listened column: writes that fire the trigger fail clearly until the
--- event trigger is replaced; other operations of the table keep working.
-CREATE TABLE public.ddl_cols (id int PRIMARY KEY, a text, b text, c text);
+-- Dependent columns: a column an event trigger names (update.columns, or any payload list)
+-- cannot be dropped (Hasura: dependency-error), also with CASCADE, through DROP TYPE ... CASCADE
+-- and with session_replication_role = replica; "*" lists follow the table. RENAME COLUMN is
+-- followed by the definitions and their pg triggers; ALTER COLUMN TYPE keeps working. No write
+-- of the table fails at any point.
+CREATE FUNCTION public.try_ddl(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    st text; msg text; det text; hnt text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'OK';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                            hnt = PG_EXCEPTION_HINT;
+    RETURN 'ERROR ' || st || ': ' || msg
+        || CASE WHEN det <> '' THEN E'\nDETAIL: ' || det ELSE '' END
+        || CASE WHEN hnt <> '' THEN E'\nHINT: ' || hnt ELSE '' END;
+END
+$$;
+-- writes: an INSERT, an UPDATE of every row and a DELETE of one row of ddl_cols; any failure shows
+CREATE FUNCTION public.ddl_cols_writes(new_id int) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('INSERT INTO ddl_cols (id) VALUES (%s)', new_id);
+    EXECUTE format('UPDATE ddl_cols SET id = id + 100 WHERE id = %s', new_id);
+    EXECUTE 'UPDATE ddl_cols SET id = id';
+    EXECUTE format('DELETE FROM ddl_cols WHERE id = %s', new_id + 100);
+    RETURN 'writes OK';
+END
+$$;
+CREATE TABLE public.ddl_cols (id int PRIMARY KEY, a text, b text, c text, d text, e text);
 SELECT hasura_events.create_event_trigger('{"name": "ddl_cols", "table": "ddl_cols", "webhook": "http://h/",
-  "insert": {"columns": "*", "payload": ["id", "a"]}, "update": {"columns": ["b"]}}');
-INSERT INTO ddl_cols VALUES (1, 'a', 'b', 'c');
-ALTER TABLE ddl_cols DROP COLUMN b;
-SELECT try_sql($$UPDATE ddl_cols SET c = 'c2' RETURNING id$$);
-INSERT INTO ddl_cols VALUES (2, 'a2', 'c2');
-ALTER TABLE ddl_cols RENAME COLUMN a TO a_renamed;
-SELECT try_sql($$INSERT INTO ddl_cols VALUES (3, 'a3', 'c3') RETURNING id$$);
-SELECT hasura_events.create_event_trigger('{"name": "ddl_cols", "table": "ddl_cols", "webhook": "http://h/",
-  "insert": {"columns": "*", "payload": ["id", "a_renamed"]}, "update": {"columns": ["c"]}, "replace": true}');
-INSERT INTO ddl_cols VALUES (3, 'a3', 'c3');
-UPDATE ddl_cols SET c = 'c4' WHERE id = 3;
-SELECT payload->>'op' AS op, payload->'data' AS data FROM hdb_catalog.event_log WHERE trigger_name = 'ddl_cols'
-ORDER BY 1, 2::text;
+  "insert": {"columns": "*", "payload": ["id", "a"]}, "update": {"columns": ["b"]},
+  "delete": {"columns": "*", "payload": ["id", "d"]}}');
+SELECT hasura_events.create_event_trigger('{"name": "ddl_cols_all", "table": "ddl_cols", "webhook": "http://h/",
+  "insert": {"columns": "*"}, "update": {"columns": "*"}, "delete": {"columns": "*"}}');
+INSERT INTO ddl_cols VALUES (1, 'a', 'b', 'c', 'd', 'e');
+\pset format unaligned
+\pset tuples_only on
+SELECT try_ddl('ALTER TABLE ddl_cols DROP COLUMN b');
+SELECT try_ddl('ALTER TABLE ddl_cols DROP COLUMN a');
+SELECT try_ddl('ALTER TABLE ddl_cols DROP COLUMN d CASCADE');
+SELECT try_ddl('ALTER TABLE ddl_cols DROP COLUMN a, DROP COLUMN b, DROP COLUMN d');
+CREATE DOMAIN public.ddl_dom AS text;
+ALTER TABLE ddl_cols ADD COLUMN f ddl_dom;
+SELECT hasura_events.create_event_trigger('{"name": "ddl_cols_f", "table": "ddl_cols", "webhook": "http://h/",
+  "update": {"columns": ["f"]}}')::text;
+SELECT try_ddl('DROP DOMAIN ddl_dom CASCADE');
+SET session_replication_role = replica;
+SELECT try_ddl('ALTER TABLE ddl_cols DROP COLUMN b');
+RESET session_replication_role;
+SELECT ddl_cols_writes(2);
+-- a column no list names can be dropped: "*" lists follow the table
+SELECT try_ddl('ALTER TABLE ddl_cols DROP COLUMN c');
+SELECT hasura_events.delete_event_trigger('ddl_cols_f')::text;
+SELECT try_ddl('DROP DOMAIN ddl_dom CASCADE');
+SELECT ddl_cols_writes(3);
+-- renames are followed: the definition, its normalized copy and the pg triggers' arguments
+SELECT try_ddl('ALTER TABLE ddl_cols RENAME COLUMN b TO b_renamed');
+SELECT try_ddl('ALTER TABLE ddl_cols RENAME COLUMN a TO "A Renamed"');
+SELECT try_ddl('ALTER TABLE ddl_cols RENAME d TO d2');
+SELECT name, insert_spec, update_spec, delete_spec,
+       definition->'insert' = insert_spec AND definition->'update' = update_spec AND definition->'delete' = delete_spec
+FROM hasura_events.event_triggers WHERE name LIKE 'ddl_cols%' ORDER BY name;
+SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'ddl_cols'::regclass AND tgname LIKE 'hasura_events_ddl_cols\_%' ORDER BY tgname;
+SELECT ddl_cols_writes(4);
+UPDATE ddl_cols SET b_renamed = 'b2' WHERE id = 1;
+-- the renamed columns still cannot be dropped
+SELECT try_ddl('ALTER TABLE ddl_cols DROP COLUMN b_renamed');
+-- ALTER COLUMN TYPE keeps working, also for a listed column
+SELECT try_ddl('ALTER TABLE ddl_cols ALTER COLUMN id TYPE bigint, ALTER COLUMN b_renamed TYPE varchar(20)');
+SELECT try_ddl('ALTER TABLE ddl_cols ALTER COLUMN "A Renamed" TYPE int USING length("A Renamed")');
+SELECT ddl_cols_writes(5);
+\pset format aligned
+\pset tuples_only off
+-- the events of those writes, with the names of the time
+SELECT trigger_name, payload->>'op' AS op, payload->'data' AS data FROM hdb_catalog.event_log
+WHERE trigger_name = 'ddl_cols' ORDER BY created_at, id;
+SELECT payload->>'op' AS op, count(*) FROM hdb_catalog.event_log WHERE trigger_name = 'ddl_cols_all' GROUP BY 1 ORDER BY 1;
+TRUNCATE hdb_catalog.event_log;
+-- inheritance: a rename on the parent reaches the event trigger of the child; a drop is refused
+CREATE TABLE public.ddl_par (id int, x text);
+CREATE TABLE public.ddl_chi () INHERITS (ddl_par);
+SELECT hasura_events.create_event_trigger('{"name": "ddl_chi", "table": "ddl_chi", "webhook": "http://h/",
+  "update": {"columns": ["x"], "payload": ["x"]}}');
+INSERT INTO ddl_chi VALUES (1, 'x1');
+ALTER TABLE ddl_par RENAME COLUMN x TO y;
+SELECT update_spec FROM hasura_events.event_triggers WHERE name = 'ddl_chi';
+\pset format unaligned
+\pset tuples_only on
+SELECT try_ddl('ALTER TABLE ddl_par DROP COLUMN y');
+\pset format aligned
+\pset tuples_only off
+UPDATE ddl_par SET y = 'y1';
+SELECT payload->'data' AS data FROM hdb_catalog.event_log WHERE trigger_name = 'ddl_chi';
+TRUNCATE hdb_catalog.event_log;
+-- a table owner who is not a superuser: the same refusal, the same renames
+SET ROLE regress_he_admin_owner;
+CREATE TABLE public.ddl_owned (id int PRIMARY KEY, v text, w text);
+SELECT hasura_events.create_event_trigger('{"name": "ddl_owned", "table": "ddl_owned", "webhook": "http://h/",
+  "update": {"columns": ["v"]}}');
+\pset format unaligned
+\pset tuples_only on
+SELECT try_ddl('ALTER TABLE ddl_owned DROP COLUMN v');
+SELECT try_ddl('ALTER TABLE ddl_owned RENAME COLUMN v TO v2');
+SELECT try_ddl('ALTER TABLE ddl_owned DROP COLUMN w');
+SELECT try_ddl('ALTER TABLE ddl_owned RENAME TO ddl_owned2');
+\pset format aligned
+\pset tuples_only off
+INSERT INTO ddl_owned2 VALUES (1, 'a');
+UPDATE ddl_owned2 SET v2 = 'b';
+RESET ROLE;
+SELECT table_name, payload->'data' AS data FROM hdb_catalog.event_log WHERE trigger_name = 'ddl_owned';
+SELECT hasura_events.delete_event_trigger('ddl_owned');
+DROP TABLE ddl_owned2, ddl_chi, ddl_par;
 TRUNCATE hdb_catalog.event_log;
 
 -- DROP EXTENSION without CASCADE is refused while event triggers exist.

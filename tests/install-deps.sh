@@ -4,7 +4,10 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/sudo.sh"
 
-pkgs=(postgresql-15 libcurl4-openssl-dev libcjson-dev libgtest-dev g++ make python3 ca-certificates prometheus)
+# postgresql-15-postgis-3: sql/09_formats.sql checks the GeoJSON of PostGIS columns (the extension
+# itself never needs PostGIS)
+pkgs=(postgresql-15 libcurl4-openssl-dev libcjson-dev libgtest-dev g++ make python3 ca-certificates prometheus
+      postgresql-15-postgis-3)
 missing=()
 for p in "${pkgs[@]}" postgresql-server-dev-15; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

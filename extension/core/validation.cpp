@@ -82,19 +82,44 @@ starts_with(std::string_view s, std::string_view prefix)
 
 } // namespace
 
+namespace {
+
+/* trigger_name_pattern_problem: what breaks ^[A-Za-z]+[A-Za-z0-9_\-]*$, or nothing */
 std::string
-trigger_name_problem(std::string_view name)
+trigger_name_pattern_problem(std::string_view name)
 {
 	if (name.empty())
 		return "the trigger name is empty";
-	if (name.size() > kMaxTriggerNameLength)
-		return "the trigger name is " + std::to_string(name.size()) + " characters long; at most " +
-			   std::to_string(kMaxTriggerNameLength) + " are allowed";
 	if (!is_alpha(name[0]))
 		return "the trigger name must start with a letter (A-Z or a-z)";
 	for (char c : name)
 		if (!is_alpha(c) && !is_digit(c) && c != '_' && c != '-')
 			return "the trigger name may contain only letters, digits, \"_\" and \"-\"";
+	return {};
+}
+
+} // namespace
+
+std::string
+trigger_name_problem(std::string_view name)
+{
+	/* Hasura checks the pattern before the length */
+	std::string problem = trigger_name_pattern_problem(name);
+	if (!problem.empty())
+		return problem;
+	if (name.size() > kMaxTriggerNameLength)
+		return "the trigger name is " + std::to_string(name.size()) + " characters long; at most " +
+			   std::to_string(kMaxTriggerNameLength) + " are allowed";
+	return {};
+}
+
+std::string
+trigger_name_hasura_error(std::string_view name)
+{
+	if (!trigger_name_pattern_problem(name).empty())
+		return "only alphanumeric and underscore and hyphens allowed for name";
+	if (name.size() > kMaxTriggerNameLength)
+		return "event trigger name can be at most " + std::to_string(kMaxTriggerNameLength) + " characters";
 	return {};
 }
 

@@ -17,6 +17,9 @@ constexpr size_t kMaxTriggerNameLength = 42;
 
 std::string trigger_name_problem(std::string_view name);
 
+/* Hasura's error message for the same name (test_events.py checks it), or empty when valid. */
+std::string trigger_name_hasura_error(std::string_view name);
+
 /* A variable name the sidecar may read: [A-Za-z_][A-Za-z0-9_]*, not HASURA_GRAPHQL_*. */
 std::string env_name_problem(std::string_view name);
 

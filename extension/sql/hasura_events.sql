@@ -350,8 +350,8 @@ BEGIN
 END
 $$;
 
--- _column_list: checks a "columns"/"payload" value of an operation spec against the table;
--- returns "*" or a JSON array of names.
+-- _column_list: checks a "columns"/"payload" value of an operation spec, against the table
+-- unless tbl is null (then only its form); returns "*" or a JSON array of names.
 CREATE FUNCTION hasura_events._column_list(v jsonb, tbl regclass, path text) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -370,7 +370,7 @@ BEGIN
     END IF;
     FOR col IN SELECT pg_catalog.jsonb_array_elements(v) LOOP
         PERFORM hasura_events._expect(col, 'string', path || '[]');
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+        IF tbl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
                        WHERE attrelid = tbl AND attname = col #>> '{}' AND attnum > 0 AND NOT attisdropped) THEN
             PERFORM hasura_events._fail('42703',
                 pg_catalog.format('column "%s" of %s does not exist in table %s', col #>> '{}', path, tbl::text));
@@ -384,7 +384,8 @@ BEGIN
 END
 $$;
 
--- _operation_spec: validates insert/update/delete; returns the normalized spec or null.
+-- _operation_spec: validates insert/update/delete (against the table unless tbl is null);
+-- returns the normalized spec or null.
 CREATE FUNCTION hasura_events._operation_spec(v jsonb, tbl regclass, path text) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
@@ -587,19 +588,30 @@ DECLARE
     t record;
     retry jsonb;
     do_replace boolean;
+    problem text;
 BEGIN
     PERFORM hasura_events._expect(args, 'object', 'args');
     PERFORM hasura_events._check_keys(args,
         '{name,table,source,webhook,webhook_from_env,insert,update,delete,enable_manual,retry_conf,headers,replace,trigger_on_replication}',
         'args', '{request_transform,response_transform,cleanup_config}');
 
+    -- Hasura's order: the name, then whether there is an operation, then the webhook, then the
+    -- form of the column lists; the table and its columns after all of them.
     def.name := hasura_events._text_arg(args, 'name', 'args', true);
-    PERFORM hasura_events._check_value('trigger_name', def.name, 'args.name',
-        'Trigger names match ^[A-Za-z]+[A-Za-z0-9_\-]*$ and have at most 42 characters.');
-    t := hasura_events._resolve_table(args -> 'table');
-    def.schema_name := t.schema_name;
-    def.table_name := t.table_name;
-    def.source := coalesce(hasura_events._text_arg(args, 'source', 'args', false), 'default');
+    problem := hasura_events._value_problem('trigger_name', def.name);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = hasura_events._value_problem('trigger_name_hasura', def.name),
+            DETAIL = pg_catalog.upper(pg_catalog.left(problem, 1)) || pg_catalog.substr(problem, 2) || '.',
+            HINT = 'Trigger names match ^[A-Za-z]+[A-Za-z0-9_\-]*$ and have at most 42 characters.';
+    END IF;
+
+    def.enable_manual := hasura_events._bool_arg(args, 'enable_manual', 'args', false);
+    IF coalesce(args -> 'insert', 'null') = 'null' AND coalesce(args -> 'update', 'null') = 'null'
+       AND coalesce(args -> 'delete', 'null') = 'null' AND NOT def.enable_manual THEN
+        PERFORM hasura_events._fail('22023', 'atleast one amongst insert/update/delete/enable_manual spec must be provided',
+            'Give at least one of "insert", "update", "delete", or "enable_manual": true.');
+    END IF;
 
     def.webhook := hasura_events._text_arg(args, 'webhook', 'args', false);
     def.webhook_from_env := hasura_events._text_arg(args, 'webhook_from_env', 'args', false);
@@ -615,14 +627,17 @@ BEGIN
         PERFORM hasura_events._check_value('env_name', def.webhook_from_env, 'args.webhook_from_env');
     END IF;
 
+    PERFORM hasura_events._operation_spec(args -> 'insert', NULL, 'args.insert');
+    PERFORM hasura_events._operation_spec(args -> 'update', NULL, 'args.update');
+    PERFORM hasura_events._operation_spec(args -> 'delete', NULL, 'args.delete');
+
+    t := hasura_events._resolve_table(args -> 'table');
+    def.schema_name := t.schema_name;
+    def.table_name := t.table_name;
+    def.source := coalesce(hasura_events._text_arg(args, 'source', 'args', false), 'default');
     def.insert_spec := hasura_events._operation_spec(args -> 'insert', t.tbl, 'args.insert');
     def.update_spec := hasura_events._operation_spec(args -> 'update', t.tbl, 'args.update');
     def.delete_spec := hasura_events._operation_spec(args -> 'delete', t.tbl, 'args.delete');
-    def.enable_manual := hasura_events._bool_arg(args, 'enable_manual', 'args', false);
-    IF def.insert_spec IS NULL AND def.update_spec IS NULL AND def.delete_spec IS NULL AND NOT def.enable_manual THEN
-        PERFORM hasura_events._fail('22023', pg_catalog.format('event trigger "%s" has no operation', def.name),
-            'Give at least one of "insert", "update", "delete", or "enable_manual": true.');
-    END IF;
 
     retry := args -> 'retry_conf';
     IF retry IS NOT NULL AND retry <> 'null' THEN
@@ -903,17 +918,89 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- DDL: dropped tables and renamed tables
+-- DDL: dropped tables, dropped and renamed columns, renamed tables
 -- ---------------------------------------------------------------------------------------------
 
--- _on_sql_drop: a dropped table takes its event triggers with it; their events are archived
--- (kept, never delivered), exactly as delete_event_trigger does.
+-- _spec_lists_naming: the lists of an operation spec (op.columns, op.payload) that name column
+-- col; "*" names no column.
+CREATE FUNCTION hasura_events._spec_lists_naming(spec jsonb, op text, col text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT pg_catalog.array_remove(ARRAY[
+        CASE WHEN pg_catalog.jsonb_typeof(spec -> 'columns') = 'array' AND spec -> 'columns' ? col
+             THEN op || '.columns' END,
+        CASE WHEN pg_catalog.jsonb_typeof(spec -> 'payload') = 'array' AND spec -> 'payload' ? col
+             THEN op || '.payload' END], NULL)
+$$;
+
+-- _lists_naming: every list of an event trigger's definition that names column col.
+CREATE FUNCTION hasura_events._lists_naming(def hasura_events.event_triggers, col text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT hasura_events._spec_lists_naming(def.insert_spec, 'insert', col)
+        || hasura_events._spec_lists_naming(def.update_spec, 'update', col)
+        || hasura_events._spec_lists_naming(def.delete_spec, 'delete', col)
+$$;
+
+-- _spec_rename_column: an operation spec with column old_name called new_name in its lists.
+CREATE FUNCTION hasura_events._spec_rename_column(spec jsonb, old_name text, new_name text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN spec IS NULL THEN NULL ELSE pg_catalog.jsonb_build_object(
+        'columns', CASE WHEN pg_catalog.jsonb_typeof(spec -> 'columns') = 'array' THEN
+            (SELECT pg_catalog.jsonb_agg(CASE WHEN e #>> '{}' = old_name THEN pg_catalog.to_jsonb(new_name) ELSE e END
+                                         ORDER BY i)
+               FROM pg_catalog.jsonb_array_elements(spec -> 'columns') WITH ORDINALITY AS x(e, i))
+            ELSE spec -> 'columns' END,
+        'payload', CASE WHEN pg_catalog.jsonb_typeof(spec -> 'payload') = 'array' THEN
+            (SELECT pg_catalog.jsonb_agg(CASE WHEN e #>> '{}' = old_name THEN pg_catalog.to_jsonb(new_name) ELSE e END
+                                         ORDER BY i)
+               FROM pg_catalog.jsonb_array_elements(spec -> 'payload') WITH ORDINALITY AS x(e, i))
+            ELSE spec -> 'payload' END) END
+$$;
+
+-- _renamed_column: {old, new} of an ALTER TABLE ... RENAME COLUMN collected at ddl_command_end,
+-- NULL for every other command (written in C: ddl.cpp).
+CREATE FUNCTION hasura_events._renamed_column(cmd pg_ddl_command) RETURNS text[]
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'hasura_events_renamed_column';
+
+-- _on_sql_drop: a column that an event trigger names (in a columns or payload list) may not be
+-- dropped (Hasura: dependency-error): every write its pg triggers capture would fail after it.
+-- "*" lists follow the table. A dropped table takes its event triggers with it; their events
+-- are archived (kept, never delivered), exactly as delete_event_trigger does.
 CREATE FUNCTION hasura_events._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d record;
+    dep record;
     gone text[];
+    dependents text[] := '{}';
+    details text[] := '{}';
+    dependent text;
 BEGIN
+    -- a dropped column is listed with its table's schema and name and its own old name
+    FOR d IN SELECT o.address_names[1] AS schema_name, o.address_names[2] AS table_name,
+                    o.address_names[3] AS column_name
+             FROM pg_catalog.pg_event_trigger_dropped_objects() o
+             WHERE o.object_type = 'table column' AND pg_catalog.cardinality(o.address_names) = 3 LOOP
+        FOR dep IN SELECT e.name, e.source, hasura_events._lists_naming(e, d.column_name) AS lists
+                 FROM hasura_events.event_triggers e
+                 WHERE e.schema_name = d.schema_name AND e.table_name = d.table_name
+                 ORDER BY e.name LOOP
+            CONTINUE WHEN pg_catalog.cardinality(dep.lists) = 0;
+            dependent := format('event-trigger %s.%s.%s in source "%s"', d.schema_name, d.table_name, dep.name, dep.source);
+            IF NOT dependent = ANY (dependents) THEN
+                dependents := dependents || dependent;
+            END IF;
+            details := details || format('Column %I of table %I.%I is in %s of event trigger "%s".', d.column_name,
+                d.schema_name, d.table_name, pg_catalog.array_to_string(dep.lists, ' and '), dep.name);
+        END LOOP;
+    END LOOP;
+    IF pg_catalog.cardinality(dependents) > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
+            MESSAGE = 'cannot drop due to the following dependent objects: ' || pg_catalog.array_to_string(dependents, ', '),
+            DETAIL = pg_catalog.array_to_string(details, E'\n'),
+            HINT = 'Delete the event trigger (pg_delete_event_trigger), or replace it (pg_create_event_trigger with '
+                   '"replace": true) with lists that do not name the column, then drop the column.';
+    END IF;
+
     FOR d IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects()
              WHERE object_type = 'table' AND NOT is_temporary LOOP
         WITH g AS (
@@ -928,14 +1015,19 @@ BEGIN
 END
 $$;
 
--- _on_ddl_end: keeps the table names of definitions right after ALTER TABLE ... RENAME or
--- SET SCHEMA, or ALTER SCHEMA ... RENAME (the pg triggers follow the table; the names are looked
--- up from them). A table that became a partition or an inheritance child (ATTACH PARTITION,
--- INHERIT) gets row-level pg triggers instead of statement-level ones (see _create_pg_triggers).
+-- _on_ddl_end: keeps definitions right after DDL on their tables:
+-- - ALTER TABLE ... RENAME or SET SCHEMA, ALTER SCHEMA ... RENAME: the table names (the pg
+--   triggers follow the table; the names are looked up from them);
+-- - ALTER TABLE ... RENAME COLUMN: the column lists of the event triggers of the table and of
+--   the tables inheriting from it (the rename recursed to them), and their pg triggers, which
+--   carry the lists as arguments, so that events keep flowing, with the new name in payloads;
+-- - a table that became a partition or an inheritance child (ATTACH PARTITION, INHERIT) gets
+--   row-level pg triggers instead of statement-level ones (see _create_pg_triggers).
 CREATE FUNCTION hasura_events._on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def hasura_events.event_triggers;
+    r record;
 BEGIN
     UPDATE hasura_events.event_triggers t
        SET schema_name = n.nspname, table_name = c.relname, updated_at = now(),
@@ -946,6 +1038,35 @@ BEGIN
      WHERE tg.tgfoid = 'hasura_events.capture()'::regprocedure AND tg.tgparentid = 0
        AND tg.tgname = ANY (hasura_events._pg_trigger_names(t.name))
        AND (t.schema_name, t.table_name) IS DISTINCT FROM (n.nspname::text, c.relname::text);
+
+    FOR r IN SELECT x.objid, x.names[1] AS old_name, x.names[2] AS new_name
+             FROM (SELECT c.objid, hasura_events._renamed_column(c.command) AS names
+                   FROM pg_event_trigger_ddl_commands() c
+                   WHERE c.object_type = 'table column') x
+             WHERE x.names IS NOT NULL LOOP
+        FOR def IN WITH RECURSIVE tree(relid) AS (
+                       SELECT r.objid
+                       UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+                   SELECT t.* FROM hasura_events.event_triggers t
+                   JOIN pg_namespace n ON n.nspname = t.schema_name
+                   JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
+                   WHERE c.oid IN (SELECT relid FROM tree)
+                     AND cardinality(hasura_events._lists_naming(t, r.old_name)) > 0
+        LOOP
+            def.insert_spec := hasura_events._spec_rename_column(def.insert_spec, r.old_name, r.new_name);
+            def.update_spec := hasura_events._spec_rename_column(def.update_spec, r.old_name, r.new_name);
+            def.delete_spec := hasura_events._spec_rename_column(def.delete_spec, r.old_name, r.new_name);
+            def.definition := def.definition || jsonb_strip_nulls(jsonb_build_object(
+                'insert', def.insert_spec, 'update', def.update_spec, 'delete', def.delete_spec));
+            def.updated_at := now();
+            UPDATE hasura_events.event_triggers t
+               SET insert_spec = def.insert_spec, update_spec = def.update_spec, delete_spec = def.delete_spec,
+                   definition = def.definition, updated_at = def.updated_at
+             WHERE t.name = def.name;
+            PERFORM hasura_events._drop_pg_triggers(def.name);
+            PERFORM hasura_events._create_pg_triggers(def);
+        END LOOP;
+    END LOOP;
 
     FOR def IN SELECT DISTINCT t.*
                FROM hasura_events.event_triggers t
@@ -962,9 +1083,13 @@ BEGIN
 END
 $$;
 
+-- Both fire whatever session_replication_role says (ENABLE ALWAYS): a DROP COLUMN run with
+-- replica role would otherwise slip past the check and leave the table's writes failing.
 CREATE EVENT TRIGGER hasura_events_sql_drop ON sql_drop EXECUTE FUNCTION hasura_events._on_sql_drop();
 CREATE EVENT TRIGGER hasura_events_ddl_end ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA') EXECUTE FUNCTION hasura_events._on_ddl_end();
+ALTER EVENT TRIGGER hasura_events_sql_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER hasura_events_ddl_end ENABLE ALWAYS;
 
 -- ---------------------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; hasura_events_admin may use everything.

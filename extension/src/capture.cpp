@@ -10,7 +10,12 @@
  *
  * Row JSON comes from Postgres's own row_to_json, so values are rendered exactly as
  * to_jsonb/row_to_json render them; a payload column list is applied by projecting the row onto a
- * blessed tuple descriptor with just those columns.
+ * blessed tuple descriptor with just those columns. Two exceptions follow Hasura's trigger
+ * function: PostGIS geometry and geography columns are rendered as ST_AsGeoJSON(col, 15, 4) (the
+ * GeoJSON with the long CRS form), and with hasura_events.stringify_numeric_types bigint, numeric
+ * and double precision columns as the JSON strings of their text. PostGIS's types are recognized
+ * by name (PostGIS is optional: nothing here depends on it), for types that are not built in, with
+ * the answer cached per type; a table of built-in types takes the same path as before.
  *
  * Wording: "event trigger" is Hasura's (a named webhook subscription); "pg trigger" is the
  * Postgres trigger object that fires for it.
@@ -51,10 +56,14 @@ extern "C" {
 #include "utils/jsonb.h"
 #include "common/jsonapi.h"
 #include "parser/parse_coerce.h"
+#include "parser/parse_func.h"
 #include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 }
 
@@ -116,12 +125,22 @@ enum class ValueKind : uint8 {
 	Json,     /* json: parsed */
 	Jsonb,    /* jsonb: embedded */
 	Output,   /* any other type: the string of its output function */
+	/* Hasura's renderings (is_hasura_rendering), also applied on the row_to_json route */
+	GeoJson,     /* PostGIS geometry/geography: output is ST_AsGeoJSON(value, 15, 4), as json */
+	Stringified, /* bigint, numeric, double precision with stringify_numeric_types: output, as a string */
 };
+
+/* is_hasura_rendering: a kind whose value differs from row_to_json's */
+bool
+is_hasura_rendering(ValueKind kind)
+{
+	return kind == ValueKind::GeoJson || kind == ValueKind::Stringified;
+}
 
 struct ColumnJson {
 	ValueKind kind;
 	Oid base_type;
-	FmgrInfo output; /* Float and Output */
+	FmgrInfo output; /* Float, Output and Stringified: the output function; GeoJson: ST_AsGeoJSON */
 };
 
 /* Everything one trigger call needs, built once per call (i.e. once per statement). */
@@ -131,9 +150,11 @@ struct CaptureState {
 	const char *schema_name;
 	const char *table_name;
 	TupleDesc desc;
-	ColumnSet columns;      /* UPDATE: which columns must change */
-	ColumnSet payload;      /* which columns appear in old/new */
-	TupleDesc payload_desc; /* blessed projection when payload is a list */
+	ColumnSet columns;        /* UPDATE: which columns must change */
+	ColumnSet payload;        /* which columns appear in old/new */
+	TupleDesc payload_desc;   /* blessed projection when payload is a list or has Hasura renderings */
+	AttrNumber *proj_attnums; /* the columns of payload_desc */
+	int proj_natts;
 	Datum *proj_values;
 	bool *proj_nulls;
 	JsonText session_variables; /* the text route (direct == false) */
@@ -145,6 +166,7 @@ struct CaptureState {
 	JsonbValue *row_keys;    /* their names */
 	int row_natts;
 	AttrNumber row_last_attnum;     /* the highest of row_attnums */
+	int hasura_renderings;          /* payload columns of a GeoJson or Stringified kind */
 	JsonbValue session_variables_v; /* the settings as values of the event (direct route) */
 	JsonbValue trace_context_v;
 	MemoryContext row_ctx;   /* reset after every row */
@@ -285,6 +307,7 @@ event_table_of(Relation rel, Trigger *trigger, const char **schema_name, const c
 }
 
 bool plan_column_json(CaptureState *st);
+void plan_projection(CaptureState *st);
 void jsonb_value(JsonbValue *v, Jsonb *jb);
 
 void
@@ -324,14 +347,8 @@ init_state(CaptureState *st, TriggerData *td)
 		/* the text route: row_to_json of the row or of its projection, settings as text */
 		st->session_variables = jsonb_text(session_variables);
 		st->trace_context = jsonb_text(trace_context);
-		if (!st->payload.all) {
-			TupleDesc pd = CreateTemplateTupleDesc(st->payload.count);
-			for (int i = 0; i < st->payload.count; i++)
-				TupleDescCopyEntry(pd, i + 1, st->desc, st->payload.attnums[i]);
-			st->payload_desc = BlessTupleDesc(pd);
-			st->proj_values = (Datum *)palloc(sizeof(Datum) * Max(st->payload.count, 1));
-			st->proj_nulls = (bool *)palloc(sizeof(bool) * Max(st->payload.count, 1));
-		}
+		if (!st->payload.all || st->hasura_renderings > 0)
+			plan_projection(st);
 	}
 
 	st->row_ctx = AllocSetContextCreate(CurrentMemoryContext, "hasura_events capture row", ALLOCSET_DEFAULT_SIZES);
@@ -340,11 +357,82 @@ init_state(CaptureState *st, TriggerData *td)
 }
 
 /*
- * column_kind: the ValueKind of a column type, following json_categorize_type of Postgres 15;
- * false when the row must go through row_to_json (arrays, composites, casts to json).
+ * find_geojson_function: ST_AsGeoJSON(type, integer, integer) when type is PostGIS's geometry or
+ * geography, found by name as Hasura does (a type of that name, the function in the type's
+ * schema); InvalidOid for every other type, and when PostGIS is not installed.
+ */
+Oid
+find_geojson_function(Oid type)
+{
+	HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	Form_pg_type form = (Form_pg_type)GETSTRUCT(tup);
+	bool geo = strcmp(NameStr(form->typname), "geometry") == 0 || strcmp(NameStr(form->typname), "geography") == 0;
+	Oid nsp = form->typnamespace;
+	ReleaseSysCache(tup);
+	if (!geo)
+		return InvalidOid;
+	char *nspname = get_namespace_name(nsp);
+	if (nspname == NULL)
+		return InvalidOid;
+	Oid argtypes[3] = {type, INT4OID, INT4OID};
+	List *name = list_make2(makeString(nspname), makeString(pstrdup("st_asgeojson")));
+	return LookupFuncName(name, 3, argtypes, true);
+}
+
+/* The answers of find_geojson_function per type, for this backend. Any change to pg_type,
+ * pg_proc or pg_namespace (CREATE/DROP/ALTER EXTENSION postgis among them) empties it; the
+ * callback only marks it stale, as it may run in the middle of a lookup. */
+struct GeojsonCacheEntry {
+	Oid type; /* the key */
+	Oid function;
+};
+HTAB *geojson_cache = NULL;
+bool geojson_cache_stale = false;
+
+void
+geojson_cache_invalidate(Datum, int, uint32)
+{
+	geojson_cache_stale = true;
+}
+
+/* geojson_function: find_geojson_function through the cache */
+Oid
+geojson_function(Oid type)
+{
+	if (geojson_cache == NULL || geojson_cache_stale) {
+		if (geojson_cache == NULL) {
+			CacheRegisterSyscacheCallback(TYPEOID, geojson_cache_invalidate, (Datum)0);
+			CacheRegisterSyscacheCallback(PROCOID, geojson_cache_invalidate, (Datum)0);
+			CacheRegisterSyscacheCallback(NAMESPACEOID, geojson_cache_invalidate, (Datum)0);
+		} else
+			hash_destroy(geojson_cache);
+		HASHCTL ctl;
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(GeojsonCacheEntry);
+		geojson_cache = hash_create("hasura_events geojson functions", 16, &ctl, HASH_ELEM | HASH_BLOBS);
+		geojson_cache_stale = false;
+	}
+	bool found;
+	GeojsonCacheEntry *entry = (GeojsonCacheEntry *)hash_search(geojson_cache, &type, HASH_FIND, &found);
+	if (found)
+		return entry->function;
+	Oid function = find_geojson_function(type);
+	/* the lookup may have let invalidations in that emptied (re-created) nothing yet: the entry
+	 * goes into the current table, and a stale mark set meanwhile drops it at the next use */
+	entry = (GeojsonCacheEntry *)hash_search(geojson_cache, &type, HASH_ENTER, &found);
+	entry->function = function;
+	return function;
+}
+
+/*
+ * column_kind: the ValueKind of a column type, following json_categorize_type of Postgres 15,
+ * and Hasura's renderings (GeoJSON; strings for big numbers when stringify is set); false when
+ * the row must go through row_to_json (arrays, composites, casts to json).
  */
 bool
-column_kind(Oid type, ColumnJson *out)
+column_kind(Oid type, bool stringify, ColumnJson *out)
 {
 	Oid base = getBaseType(type);
 	out->base_type = base;
@@ -354,17 +442,39 @@ column_kind(Oid type, ColumnJson *out)
 	case BPCHAROID: out->kind = ValueKind::Text; return true;
 	case BOOLOID: out->kind = ValueKind::Bool; return true;
 	case INT2OID:
-	case INT4OID:
-	case INT8OID: out->kind = ValueKind::Int; return true;
-	case NUMERICOID: out->kind = ValueKind::Numeric; return true;
-	case FLOAT4OID:
-	case FLOAT8OID: out->kind = ValueKind::Float; break;
+	case INT4OID: out->kind = ValueKind::Int; return true;
+	case INT8OID:
+		if (!stringify) {
+			out->kind = ValueKind::Int;
+			return true;
+		}
+		out->kind = ValueKind::Stringified;
+		break;
+	case NUMERICOID:
+		if (!stringify) {
+			out->kind = ValueKind::Numeric;
+			return true;
+		}
+		out->kind = ValueKind::Stringified;
+		break;
+	case FLOAT4OID: out->kind = ValueKind::Float; break;
+	case FLOAT8OID: out->kind = stringify ? ValueKind::Stringified : ValueKind::Float; break;
 	case DATEOID:
 	case TIMESTAMPOID:
 	case TIMESTAMPTZOID: out->kind = ValueKind::DateTime; return true;
 	case JSONOID: out->kind = ValueKind::Json; return true;
 	case JSONBOID: out->kind = ValueKind::Jsonb; return true;
 	default:
+		/* PostGIS's types are never built in; its cast to json (a GeoJSON without CRS) is not
+		 * Hasura's rendering */
+		if (base >= FirstNormalObjectId) {
+			Oid geojson = geojson_function(base);
+			if (OidIsValid(geojson)) {
+				out->kind = ValueKind::GeoJson;
+				fmgr_info(geojson, &out->output);
+				return true;
+			}
+		}
 		if (OidIsValid(get_element_type(base)) || base == ANYARRAYOID || base == ANYCOMPATIBLEARRAYOID ||
 			base == RECORDARRAYOID || type_is_rowtype(base))
 			return false;
@@ -412,16 +522,29 @@ plan_column_json(CaptureState *st)
 	st->row_attnums = (AttrNumber *)palloc(sizeof(AttrNumber) * Max(n, 1));
 	st->row_natts = 0;
 	st->row_last_attnum = 0;
+	st->hasura_renderings = 0;
+	bool direct = true;
+	bool stringify = hasura_events_stringify_numeric_types;
+	/* every column is looked at, also after one without a kind: the row_to_json route renders
+	 * the Hasura kinds too */
 	for (int i = 0; i < n; i++) {
 		AttrNumber attnum = column_set_attnum(&st->payload, i);
 		Form_pg_attribute att = TupleDescAttr(st->desc, attnum - 1);
 		if (att->attisdropped)
 			continue;
-		if (!column_kind(att->atttypid, &st->column_json[attnum - 1]))
-			return false;
+		ColumnJson *cj = &st->column_json[attnum - 1];
+		if (!column_kind(att->atttypid, stringify, cj)) {
+			cj->kind = ValueKind::Output; /* not used: the row takes the row_to_json route */
+			direct = false;
+			continue;
+		}
+		if (is_hasura_rendering(cj->kind))
+			st->hasura_renderings++;
 		st->row_attnums[st->row_natts++] = attnum;
 		st->row_last_attnum = Max(st->row_last_attnum, attnum);
 	}
+	if (!direct)
+		return false;
 	qsort_arg(st->row_attnums, (size_t)st->row_natts, sizeof(AttrNumber), jsonb_key_order, st->desc);
 	st->row_keys = (JsonbValue *)palloc(sizeof(JsonbValue) * Max(st->row_natts, 1));
 	for (int i = 0; i < st->row_natts; i++) {
@@ -429,6 +552,45 @@ plan_column_json(CaptureState *st)
 		string_value(&st->row_keys[i], name, strlen(name));
 	}
 	return true;
+}
+
+/*
+ * plan_projection: for the row_to_json route, the blessed descriptor rows are projected onto: the
+ * payload columns (those not dropped), with json for a GeoJson column and text for a Stringified
+ * one, so that row_to_json renders them as Hasura does.
+ */
+void
+plan_projection(CaptureState *st)
+{
+	int n = column_set_size(&st->payload, st->desc);
+	st->proj_attnums = (AttrNumber *)palloc(sizeof(AttrNumber) * Max(n, 1));
+	st->proj_natts = 0;
+	for (int i = 0; i < n; i++) {
+		AttrNumber attnum = column_set_attnum(&st->payload, i);
+		if (!TupleDescAttr(st->desc, attnum - 1)->attisdropped)
+			st->proj_attnums[st->proj_natts++] = attnum;
+	}
+	TupleDesc pd = CreateTemplateTupleDesc(st->proj_natts);
+	for (int i = 0; i < st->proj_natts; i++) {
+		AttrNumber attnum = st->proj_attnums[i];
+		ValueKind kind = st->column_json[attnum - 1].kind;
+		if (is_hasura_rendering(kind))
+			TupleDescInitEntry(pd, (AttrNumber)(i + 1), NameStr(TupleDescAttr(st->desc, attnum - 1)->attname),
+							   kind == ValueKind::GeoJson ? JSONOID : TEXTOID, -1, 0);
+		else
+			TupleDescCopyEntry(pd, (AttrNumber)(i + 1), st->desc, attnum);
+	}
+	st->payload_desc = BlessTupleDesc(pd);
+	st->proj_values = (Datum *)palloc(sizeof(Datum) * Max(st->proj_natts, 1));
+	st->proj_nulls = (bool *)palloc(sizeof(bool) * Max(st->proj_natts, 1));
+}
+
+/* geojson_text: ST_AsGeoJSON(value, 15, 4): 15 decimal digits at most, the CRS in its long form */
+text *
+geojson_text(const ColumnJson *cj, Datum value)
+{
+	return DatumGetTextPP(
+		FunctionCall3(const_cast<FmgrInfo *>(&cj->output), value, Int32GetDatum(15), Int32GetDatum(4)));
 }
 
 /* string_value: a jsonb string pointing at data (not copied: data must outlive the event). */
@@ -529,9 +691,15 @@ column_value(JsonbValue *v, const ColumnJson *cj, Datum value)
 		return;
 	}
 	case ValueKind::Jsonb: jsonb_value(v, DatumGetJsonbP(value)); return;
-	case ValueKind::Output: {
+	case ValueKind::Output:
+	case ValueKind::Stringified: {
 		char *s = OutputFunctionCall(const_cast<FmgrInfo *>(&cj->output), value);
 		string_value(v, s, strlen(s));
+		return;
+	}
+	case ValueKind::GeoJson: {
+		char *s = text_to_cstring(geojson_text(cj, value));
+		jsonb_value(v, DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s))));
 		return;
 	}
 	}
@@ -625,11 +793,19 @@ row_json(CaptureState *st, TupleTableSlot *slot)
 		return JsonText::null();
 
 	Datum row;
-	if (st->payload.all)
+	if (st->payload_desc == NULL)
 		row = ExecFetchSlotHeapTupleDatum(slot);
 	else {
-		for (int i = 0; i < st->payload.count; i++)
-			st->proj_values[i] = slot_getattr(slot, st->payload.attnums[i], &st->proj_nulls[i]);
+		for (int i = 0; i < st->proj_natts; i++) {
+			AttrNumber attnum = st->proj_attnums[i];
+			Datum value = slot_getattr(slot, attnum, &st->proj_nulls[i]);
+			const ColumnJson *cj = &st->column_json[attnum - 1];
+			if (!st->proj_nulls[i] && cj->kind == ValueKind::GeoJson)
+				value = PointerGetDatum(geojson_text(cj, value)); /* json is stored as its text */
+			else if (!st->proj_nulls[i] && cj->kind == ValueKind::Stringified)
+				value = CStringGetTextDatum(OutputFunctionCall(const_cast<FmgrInfo *>(&cj->output), value));
+			st->proj_values[i] = value;
+		}
 		HeapTuple proj = heap_form_tuple(st->payload_desc, st->proj_values, st->proj_nulls);
 		row = HeapTupleGetDatum(proj);
 	}

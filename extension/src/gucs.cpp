@@ -7,9 +7,11 @@
 extern "C" {
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "utils/guc.h"
 }
 
+#include "hasura_events.hpp"
 #include "worker.hpp"
 
 char *hasura_events_socket_path = NULL;
@@ -24,6 +26,7 @@ int hasura_events_metrics_interval_ms = 5000;
 int hasura_events_sidecar_timeout_ms = 30000;
 int hasura_events_outcome_grace_ms = 60000;
 int hasura_events_log_attempts = LOG_ATTEMPTS_FAILURES;
+bool hasura_events_stringify_numeric_types = false;
 
 static const struct config_enum_entry log_attempts_options[] = {
 	{"none", LOG_ATTEMPTS_NONE, false},
@@ -85,5 +88,10 @@ hasura_events_define_gucs(void)
 							 "Which delivery attempts the dispatcher writes to the server log (one JSON line each).",
 							 NULL, &hasura_events_log_attempts, LOG_ATTEMPTS_FAILURES, log_attempts_options, PGC_SIGHUP,
 							 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("hasura_events.stringify_numeric_types",
+							 "Renders bigint, numeric and double precision columns of payloads as JSON strings.",
+							 "As Hasura does with HASURA_GRAPHQL_STRINGIFY_NUMERIC_TYPES: JSON numbers beyond 2^53 "
+							 "lose precision in most JSON parsers. Read at each captured statement.",
+							 &hasura_events_stringify_numeric_types, false, PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hasura_events");
 }

@@ -12,6 +12,8 @@
 
 /* module.cpp */
 extern bool hasura_events_preloaded;
+/* gucs.cpp: payloads render bigint, numeric and double precision as JSON strings (capture.cpp) */
+extern bool hasura_events_stringify_numeric_types;
 /* a new time-ordered event or invocation id (UUID version 7, as text) */
 extern "C" text *hasura_events_new_id(void);
 

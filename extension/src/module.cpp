@@ -174,7 +174,8 @@ PG_FUNCTION_INFO_V1(hasura_events_value_problem);
 
 /*
  * hasura_events_value_problem(kind text, value text) returns text: null when value is a valid
- * <kind> (trigger_name, env_name, webhook, header_name, header_value), else what is wrong.
+ * <kind> (trigger_name, env_name, webhook, header_name, header_value), else what is wrong;
+ * trigger_name_hasura gives Hasura's message for an invalid trigger name instead.
  */
 PGDLLEXPORT Datum
 hasura_events_value_problem(PG_FUNCTION_ARGS)
@@ -191,6 +192,8 @@ hasura_events_value_problem(PG_FUNCTION_ARGS)
 		std::string p;
 		if (strcmp(kind, "trigger_name") == 0)
 			p = hasura_events::trigger_name_problem(v);
+		else if (strcmp(kind, "trigger_name_hasura") == 0)
+			p = hasura_events::trigger_name_hasura_error(v);
 		else if (strcmp(kind, "env_name") == 0)
 			p = hasura_events::env_name_problem(v);
 		else if (strcmp(kind, "webhook") == 0)

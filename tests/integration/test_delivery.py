@@ -129,6 +129,41 @@ def insert_update_delete_delivered():
 
 
 @test
+def ddl_on_a_listened_table_keeps_deliveries_flowing():
+    """Dropping a column the trigger names is refused (2BP01); after renames of that column, of
+    the table and of its schema, and a drop of a column under "*", writes go on and the webhook
+    gets the events with the names of the time."""
+    with Env() as env:
+        c = env.cluster
+        setup_db(c)
+        create_trigger(c, "t_ddl", env.url("/ok"), update={"columns": ["name"], "payload": ["id", "name"]})
+        c.psql("INSERT INTO t VALUES (1, 'a', 'x')")
+        c.psql("DO $$ BEGIN ALTER TABLE t DROP COLUMN name; RAISE EXCEPTION 'the drop went through'; "
+               "EXCEPTION WHEN dependent_objects_still_exist THEN NULL; END $$")
+        c.psql("ALTER TABLE t RENAME COLUMN name TO full_name;"
+               "ALTER TABLE t RENAME TO people;"
+               "CREATE SCHEMA crm;"
+               "ALTER TABLE people SET SCHEMA crm;"
+               "ALTER TABLE crm.people DROP COLUMN note;"
+               "UPDATE crm.people SET full_name = 'b';"
+               "DELETE FROM crm.people;")
+        wait_for(lambda: all_delivered(c, "t_ddl", 3), what="3 deliveries")
+        by_op = {r["body"]["event"]["op"]: r["body"] for r in env.receiver.requests()}
+        assert sorted(by_op) == ["DELETE", "INSERT", "UPDATE"], by_op.keys()
+        assert by_op["INSERT"]["table"] == {"schema": "public", "name": "t"}
+        assert by_op["INSERT"]["event"]["data"]["new"] == {"id": 1, "name": "a", "note": "x"}
+        upd = by_op["UPDATE"]
+        assert upd["table"] == {"schema": "crm", "name": "people"}, upd["table"]
+        assert upd["event"]["data"] == {"old": {"id": 1, "full_name": "a"}, "new": {"id": 1, "full_name": "b"}}, upd
+        assert by_op["DELETE"]["table"] == {"schema": "crm", "name": "people"}
+        assert by_op["DELETE"]["event"]["data"]["old"] == {"id": 1, "full_name": "b"}, by_op["DELETE"]
+        # the stored definition follows too
+        assert c.scalar("SELECT definition->'table' = '{\"schema\": \"crm\", \"name\": \"people\"}' "
+                        "AND definition->'update' = '{\"columns\": [\"full_name\"], \"payload\": [\"id\", \"full_name\"]}' "
+                        "FROM hasura_events.event_triggers WHERE name = 't_ddl'") == "t"
+
+
+@test
 def manual_invoke_and_redeliver():
     # no retry check during the test: the redelivery must be found because it was announced
     with Env(extra_conf=["hasura_events.retry_check_interval = '10min'"]) as env:

@@ -56,6 +56,14 @@ TEST(Validation, TriggerNames)
 	EXPECT_NE(trigger_name_problem("a b"), "");
 	EXPECT_NE(trigger_name_problem("a.b"), "");
 	EXPECT_NE(trigger_name_problem("ünï"), "");
+	/* Hasura looks at the pattern first, then at the length */
+	EXPECT_NE(trigger_name_problem(std::string(43, 'a') + ".").find("only letters"), std::string::npos);
+	EXPECT_EQ(trigger_name_hasura_error("orders"), "");
+	EXPECT_EQ(trigger_name_hasura_error("bad'name"), "only alphanumeric and underscore and hyphens allowed for name");
+	EXPECT_EQ(trigger_name_hasura_error(""), "only alphanumeric and underscore and hyphens allowed for name");
+	EXPECT_EQ(trigger_name_hasura_error(std::string(43, 'a')), "event trigger name can be at most 42 characters");
+	EXPECT_EQ(trigger_name_hasura_error(std::string(43, '1')),
+			  "only alphanumeric and underscore and hyphens allowed for name");
 }
 
 TEST(Validation, EnvNames)
