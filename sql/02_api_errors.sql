@@ -86,6 +86,10 @@ SELECT fails(mk('{"table": {"schema": "other schema", "name": "Mixed"}}'));
 SELECT fails(mk('{"table": "err_view"}'));
 SELECT fails(mk('{"table": "err_seq"}'));
 SELECT fails(mk('{"table": {"schema": "pg_catalog", "name": "pg_class"}}'));
+-- the extension's own tables: a trigger there would turn every delivery into new events
+SELECT fails(mk('{"table": {"schema": "hdb_catalog", "name": "event_log"}}'));
+SELECT fails(mk('{"table": {"schema": "hdb_catalog", "name": "event_invocation_logs"}}'));
+SELECT fails(mk('{"table": {"schema": "hasura_events", "name": "event_triggers"}}'));
 SELECT fails(mk('{"table": 42}'));
 SELECT fails(mk('{"table": ["public", "err_tbl"]}'));
 SELECT fails(mk('{"table": {"schema": "public"}}'));
@@ -114,6 +118,9 @@ SELECT fails(mk('{"webhook": "http://example.com/}}"}'));
 SELECT fails(mk('{"webhook": "{{}}/hook"}'));
 SELECT fails(mk('{"webhook": "{{1HOST}}/hook"}'));
 SELECT fails(mk('{"webhook": "{{HASURA_GRAPHQL_ADMIN_SECRET}}"}'));
+-- at most 8192 bytes (a URL of 8193 and one of 1 MiB)
+SELECT fails(mk(jsonb_build_object('webhook', 'http://example.com/' || repeat('a', 8193 - 19))));
+SELECT fails(mk(jsonb_build_object('webhook', 'http://example.com/' || repeat('a', 1048576))));
 SELECT fails(mk('{"webhook_from_env": "", "webhook": null}'));
 SELECT fails(mk('{"webhook_from_env": "1HOOK", "webhook": null}'));
 SELECT fails(mk('{"webhook_from_env": "MY-HOOK", "webhook": null}'));
@@ -178,6 +185,7 @@ SELECT fails(mk('{"headers": [{"name": "X-A", "value": 1}]}'));
 SELECT fails(mk('{"headers": [{"name": "X-A", "value": null}]}'));
 SELECT fails(mk('{"headers": [{"name": "X-A", "value": "a\r\nX-Injected: 1"}]}'));
 SELECT fails(mk('{"headers": [{"name": "Host", "value": "evil.example"}]}'));
+SELECT fails(mk(jsonb_build_object('headers', jsonb_build_array(jsonb_build_object('name', 'X-A', 'value', repeat('v', 8193))))));
 SELECT fails(mk('{"headers": [{"name": "content-length", "value": "0"}]}'));
 SELECT fails(mk('{"headers": [{"name": "X-A", "value_from_env": "HASURA_GRAPHQL_ADMIN_SECRET"}]}'));
 SELECT fails(mk('{"headers": [{"name": "X-A", "value_from_env": "A B"}]}'));

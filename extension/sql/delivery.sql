@@ -14,8 +14,9 @@ CREATE FUNCTION hasura_events._queue_stats(
 RETURNS SETOF record
 LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hasura_events_queue_stats';
 
--- trigger_status: one row per event trigger.
-CREATE VIEW hasura_events.trigger_status AS
+-- trigger_status: one row per event trigger. Both views read as their caller (security_invoker),
+-- so that row-level security shows each role its own triggers' rows only.
+CREATE VIEW hasura_events.trigger_status WITH (security_invoker = true) AS
 SELECT q.name AS trigger_name,
        t.schema_name, t.table_name,
        q.pending,
@@ -31,7 +32,7 @@ COMMENT ON VIEW hasura_events.trigger_status IS
     'Per event trigger: pending (undelivered) events, of which waiting for a retry, dead events, events created in the last hour and delivered, age of the oldest pending event.';
 
 -- dead_events: events whose retries are exhausted, with their last attempt.
-CREATE VIEW hasura_events.dead_events AS
+CREATE VIEW hasura_events.dead_events WITH (security_invoker = true) AS
 SELECT e.id AS event_id, e.trigger_name, e.schema_name, e.table_name, e.tries, e.created_at,
        i.created_at AS last_attempt_at,
        i.status AS last_status,

@@ -14,7 +14,8 @@
 --   0A000 feature_not_supported    an argument Hasura has and this version does not implement
 --   42P01 undefined_table, 42703 undefined_column, 42809 wrong_object_type
 --   42710 duplicate_object         a trigger of that name exists (Hasura: already-exists)
---   42704 undefined_object         no such trigger or event (Hasura: not-exists)
+--   42704 undefined_object         no such trigger or event, or one of a table the caller does not own
+--                                  (Hasura: not-exists)
 --   42501 insufficient_privilege   not the owner of the table
 --   55000 object_not_in_prerequisite_state  e.g. invoke without enable_manual
 --   55006 object_in_use            redeliver of an event being delivered right now
@@ -222,6 +223,31 @@ CREATE FUNCTION hasura_events._value_problem(kind text, value text) RETURNS text
 
 CREATE FUNCTION hasura_events._wake() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'hasura_events_wake';
+
+-- _caller: the role an API call acts for: the caller of the public function whose SECURITY
+-- DEFINER implementation runs (see extension/src/api_caller.cpp), current_user anywhere else.
+CREATE FUNCTION hasura_events._caller() RETURNS oid
+    LANGUAGE c AS 'MODULE_PATHNAME', 'hasura_events_caller';
+
+-- _owns_table: whether the caller owns the table (is a member of its owner, as Postgres's
+-- ownership checks have it) or is a superuser. The privilege model: a role sees and changes only
+-- the event triggers, events and invocation logs of tables it owns.
+CREATE FUNCTION hasura_events._owns_table(schema_name text, table_name text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT pg_catalog.pg_has_role(hasura_events._caller(), c.relowner, 'USAGE')
+                     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = schema_name AND c.relname = table_name), false)
+        OR coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = hasura_events._caller()), false)
+$$;
+
+-- _may_see: whether the caller may see an event of this trigger recorded for this table: it owns
+-- the table the event names or the table its trigger is on now (a table renamed since).
+CREATE FUNCTION hasura_events._may_see(trigger_name text, schema_name text, table_name text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT hasura_events._owns_table(schema_name, table_name)
+        OR EXISTS (SELECT 1 FROM hasura_events.event_triggers t
+                   WHERE t.name = trigger_name AND hasura_events._owns_table(t.schema_name, t.table_name))
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- Argument checking helpers
@@ -537,7 +563,11 @@ BEGIN
         PERFORM hasura_events._fail('42809', pg_catalog.format('%s is not a table', tbl::text),
             'Event triggers can be created on ordinary and partitioned tables only.');
     END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, owner, 'USAGE') THEN
+    IF schema_name IN ('hdb_catalog', 'hasura_events') THEN
+        PERFORM hasura_events._fail('42809', pg_catalog.format('%s is a table of the hasura_events extension', tbl::text),
+            'Event triggers on the extension''s own tables would turn deliveries into events; create them on your tables.');
+    END IF;
+    IF NOT pg_catalog.pg_has_role(hasura_events._caller(), owner, 'USAGE') THEN
         PERFORM hasura_events._fail('42501', pg_catalog.format('must be owner of table %s', tbl::text),
             'Only the owner of a table (or a superuser) can create event triggers on it.');
     END IF;
@@ -567,7 +597,8 @@ DECLARE
     def hasura_events.event_triggers;
 BEGIN
     SELECT * INTO def FROM hasura_events.event_triggers WHERE name = trigger_name;
-    IF NOT FOUND THEN
+    -- another role's trigger is reported as missing: its existence is not the caller's to know
+    IF NOT FOUND OR NOT hasura_events._owns_table(def.schema_name, def.table_name) THEN
         PERFORM hasura_events._fail('42704', pg_catalog.format('event trigger "%s" does not exist', trigger_name),
             'SELECT name FROM hasura_events.event_triggers lists the event triggers of this database.');
     END IF;
@@ -579,9 +610,13 @@ $$;
 -- The API
 -- ---------------------------------------------------------------------------------------------
 
--- create_event_trigger: Hasura's pg_create_event_trigger.
-CREATE FUNCTION hasura_events.create_event_trigger(args jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+-- The functions that change the catalog: each public one (create_event_trigger, ...) is the C
+-- entry hasura_events_api_call, which records its caller and calls the SECURITY DEFINER
+-- implementation of the same name with a leading "_" (see extension/src/api_caller.cpp).
+
+-- _create_event_trigger: Hasura's pg_create_event_trigger.
+CREATE FUNCTION hasura_events._create_event_trigger(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def hasura_events.event_triggers;
     old hasura_events.event_triggers;
@@ -670,6 +705,12 @@ BEGIN
 
     SELECT * INTO old FROM hasura_events.event_triggers WHERE name = def.name FOR UPDATE;
     IF FOUND THEN
+        -- trigger names are unique in the database: a name another role's trigger has is taken,
+        -- and nothing more about that trigger is told
+        IF NOT hasura_events._owns_table(old.schema_name, old.table_name) THEN
+            PERFORM hasura_events._fail('42710', pg_catalog.format('event trigger "%s" already exists', def.name),
+                'Trigger names are unique in the database and this one belongs to a table you do not own; choose another name.');
+        END IF;
         IF NOT do_replace THEN
             PERFORM hasura_events._fail('42710', pg_catalog.format('event trigger "%s" already exists', def.name),
                 'Add "replace": true to change its definition, or delete it first.');
@@ -704,9 +745,9 @@ LANGUAGE sql AS $$
      WHERE e.trigger_name = ANY (names) AND NOT e.delivered AND NOT e.error AND NOT e.archived;
 $$;
 
--- delete_event_trigger: Hasura's pg_delete_event_trigger. Its events are archived, not deleted.
-CREATE FUNCTION hasura_events.delete_event_trigger(name text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+-- _delete_event_trigger: Hasura's pg_delete_event_trigger. Its events are archived, not deleted.
+CREATE FUNCTION hasura_events._delete_event_trigger(name text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def hasura_events.event_triggers := hasura_events._existing_trigger(name);
 BEGIN
@@ -717,14 +758,14 @@ BEGIN
 END
 $$;
 
--- redeliver_event: Hasura's pg_redeliver_event.
-CREATE FUNCTION hasura_events.redeliver_event(event_id text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+-- _redeliver_event: Hasura's pg_redeliver_event.
+CREATE FUNCTION hasura_events._redeliver_event(event_id text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e hdb_catalog.event_log;
 BEGIN
     SELECT * INTO e FROM hdb_catalog.event_log WHERE id = event_id FOR UPDATE;
-    IF NOT FOUND THEN
+    IF NOT FOUND OR NOT hasura_events._may_see(e.trigger_name, e.schema_name, e.table_name) THEN
         PERFORM hasura_events._fail('42704', pg_catalog.format('event "%s" does not exist', event_id));
     END IF;
     IF e.locked IS NOT NULL AND NOT e.delivered AND NOT e.error THEN
@@ -742,9 +783,9 @@ BEGIN
 END
 $$;
 
--- invoke_event_trigger: Hasura's pg_invoke_event_trigger: a MANUAL event with the given row.
-CREATE FUNCTION hasura_events.invoke_event_trigger(name text, payload jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+-- _invoke_event_trigger: Hasura's pg_invoke_event_trigger: a MANUAL event with the given row.
+CREATE FUNCTION hasura_events._invoke_event_trigger(name text, payload jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     def hasura_events.event_triggers := hasura_events._existing_trigger(name);
     new_id text;
@@ -775,6 +816,18 @@ BEGIN
     RETURN pg_catalog.jsonb_build_object('event_id', new_id);
 END
 $$;
+
+CREATE FUNCTION hasura_events.create_event_trigger(args jsonb) RETURNS jsonb
+    LANGUAGE c AS 'MODULE_PATHNAME', 'hasura_events_api_call';
+CREATE FUNCTION hasura_events.delete_event_trigger(name text) RETURNS jsonb
+    LANGUAGE c AS 'MODULE_PATHNAME', 'hasura_events_api_call';
+CREATE FUNCTION hasura_events.redeliver_event(event_id text) RETURNS jsonb
+    LANGUAGE c AS 'MODULE_PATHNAME', 'hasura_events_api_call';
+CREATE FUNCTION hasura_events.invoke_event_trigger(name text, payload jsonb) RETURNS jsonb
+    LANGUAGE c AS 'MODULE_PATHNAME', 'hasura_events_api_call';
+
+-- The reading functions run as their caller: row-level security (below) shows them only the
+-- caller's triggers, events and invocation logs, as it does to a direct SELECT.
 
 -- get_event_logs: Hasura's pg_get_event_logs; status pending, processed or all; newest first.
 CREATE FUNCTION hasura_events.get_event_logs(name text, status text DEFAULT 'all', "limit" integer DEFAULT 100,
@@ -1092,7 +1145,9 @@ ALTER EVENT TRIGGER hasura_events_sql_drop ENABLE ALWAYS;
 ALTER EVENT TRIGGER hasura_events_ddl_end ENABLE ALWAYS;
 
 -- ---------------------------------------------------------------------------------------------
--- Privileges: nothing for PUBLIC; hasura_events_admin may use everything.
+-- Privileges: nothing for PUBLIC. hasura_events_admin reads the catalog (row-level security
+-- shows each role the rows of the tables it owns) and changes it only through the API, whose
+-- writing functions check that the caller owns the table (see _owns_table).
 -- ---------------------------------------------------------------------------------------------
 
 DO $$
@@ -1109,6 +1164,27 @@ REVOKE ALL ON ALL TABLES IN SCHEMA hasura_events FROM PUBLIC;
 REVOKE ALL ON hdb_catalog.event_log, hdb_catalog.event_invocation_logs FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA hasura_events FROM PUBLIC;
 GRANT USAGE ON SCHEMA hasura_events, hdb_catalog TO hasura_events_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA hasura_events TO hasura_events_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON hdb_catalog.event_log, hdb_catalog.event_invocation_logs TO hasura_events_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA hasura_events TO hasura_events_admin;
+GRANT SELECT ON hdb_catalog.event_log, hdb_catalog.event_invocation_logs TO hasura_events_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA hasura_events TO hasura_events_admin;
+-- Not to be called but through the API: the implementations of the writing functions, and what
+-- creates capture triggers (CREATE TRIGGER ... hasura_events.capture('another_trigger', ...)
+-- on one's own table would record events for another role's trigger, its webhook and headers).
+REVOKE EXECUTE ON FUNCTION hasura_events.capture(), hasura_events._create_event_trigger(jsonb),
+    hasura_events._delete_event_trigger(text), hasura_events._redeliver_event(text),
+    hasura_events._invoke_event_trigger(text, jsonb), hasura_events._create_pg_triggers(hasura_events.event_triggers),
+    hasura_events._drop_pg_triggers(text), hasura_events._archive_events(text[]) FROM hasura_events_admin;
+
+-- Row-level security: what a role other than the catalog's owner (or a superuser) reads of the
+-- catalog, directly or through the API's reading functions and the views. The capture trigger,
+-- the dispatcher and the API's writing functions run as the owner and are not filtered.
+ALTER TABLE hasura_events.event_triggers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hdb_catalog.event_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE hdb_catalog.event_invocation_logs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_tables ON hasura_events.event_triggers FOR SELECT
+    USING (hasura_events._owns_table(schema_name, table_name));
+CREATE POLICY own_tables ON hdb_catalog.event_log FOR SELECT
+    USING (hasura_events._may_see(trigger_name, schema_name, table_name));
+-- an invocation log is seen with its event (event_log's policy applies to the subquery)
+CREATE POLICY own_tables ON hdb_catalog.event_invocation_logs FOR SELECT
+    USING (EXISTS (SELECT 1 FROM hdb_catalog.event_log e WHERE e.id = event_id));

@@ -91,6 +91,11 @@ TEST(Validation, Webhooks)
 	EXPECT_NE(webhook_problem("{{1BAD}}/x"), "");
 	EXPECT_NE(webhook_problem("{{HASURA_GRAPHQL_ADMIN_SECRET}}"), "");
 	EXPECT_NE(webhook_problem("https://x/}}"), "");
+	/* at most kMaxWebhookLength bytes; the error states the bound */
+	std::string longest = "https://example.com/" + std::string(kMaxWebhookLength - 20, 'a');
+	EXPECT_EQ(webhook_problem(longest), "");
+	EXPECT_NE(webhook_problem(longest + "a").find("at most 8192"), std::string::npos);
+	EXPECT_NE(webhook_problem("https://example.com/" + std::string(1 << 20, 'a')), "");
 }
 
 TEST(Validation, Headers)
@@ -101,6 +106,9 @@ TEST(Validation, Headers)
 	EXPECT_NE(header_name_problem("Content-Length"), "");
 	EXPECT_NE(header_name_problem("host"), "");
 	EXPECT_EQ(header_value_problem("Bearer abc"), "");
+	EXPECT_EQ(header_value_problem(std::string(kMaxHeaderValueLength, 'v')), "");
+	EXPECT_NE(header_value_problem(std::string(kMaxHeaderValueLength + 1, 'v')).find("at most 8192"),
+			  std::string::npos);
 	EXPECT_NE(header_value_problem("a\r\nInjected: 1"), "");
 	EXPECT_NE(header_value_problem(std::string("a\0b", 3)), "");
 }
