@@ -93,7 +93,8 @@ for suite in tests/integration/test_*.py; do
     fi
 done
 
-# The real sidecar built with the sanitizers, under a few delivery and fault tests; harness.py
+# The real sidecar built with the sanitizers, under a few delivery and fault tests and every
+# hostile-worker test (a test file without names runs all its tests); harness.py
 # fails a test after which a sidecar wrote a sanitizer report (HASURA_EVENTS_SANITIZER_LOGS).
 # The binary and the report directory live where the server's OS user can reach them.
 echo "== sidecar-asan: integration tests against the sidecar built with ASan and UBSan"
@@ -110,7 +111,8 @@ folded_response_headers_and_a_huge_timeout headers_and_webhook_from_env urls_cur
 sigterm_stops_sidecar_cleanly two_sidecars_share_the_work" \
         "test_observability healthz_follows_worker_connections endpoint_answers_only_get_and_head \
 metrics_after_known_deliveries logs_have_fields_and_no_secrets" \
-        "test_faults sidecar_killed_mid_drain random_500s_with_retries sigterm_with_a_backlog_gives_queued_deliveries_back"; do
+        "test_faults sidecar_killed_mid_drain random_500s_with_retries sigterm_with_a_backlog_gives_queued_deliveries_back" \
+        "test_hostile_worker"; do
         read -r file tests <<<"$run"
         # shellcheck disable=SC2086 # the test names are words
         HASURA_EVENTS_SIDECAR="$san_dir/hasura-events-sidecar" HASURA_EVENTS_SANITIZER_LOGS="$san_dir/reports" \
