@@ -143,8 +143,8 @@ class Cluster:
 
 
 class Receiver:
-    """tests/receiver/receiver.py on 127.0.0.1. answers: it also logs each response written in
-    full (answers()). down() and up() stop it and start it again on the same port, same logs."""
+    """tests/receiver/receiver.py on 127.0.0.1. answers: it also logs each response it sends
+    (answers()). down() and up() stop it and start it again on the same port, same logs."""
 
     def __init__(self, answers=False):
         fd, self.log = tempfile.mkstemp(prefix="he_recv_", suffix=".jsonl")

@@ -7,7 +7,7 @@ immediate Postgres stop, the receiver down then back, 50 % random 500s, response
 trigger's timeout, SIGTERM of the sidecar with a backlog bigger than it holds.
 
 Every case inserts rows with known ids and accounts for each of them by id, from the receiver's
-log of the responses it wrote in full (receiver.py --answers) and from event_log:
+log of the responses it sent (receiver.py --answers) and from event_log:
   - nothing lost: every row's event is delivered in event_log, and a 2xx was answered for it;
   - nothing delivered without a 2xx: each delivered event has a 2xx answer and one 2xx
     invocation log;
@@ -192,7 +192,7 @@ def receiver_down_then_back():
         failed = int(env.cluster.scalar("SELECT count(*) FROM hdb_catalog.event_invocation_logs WHERE status IS NULL "
                                         "OR status NOT BETWEEN 200 AND 299"))
         env.receiver.up()
-        # the attempts cut off by the stop may have been answered in full, and are retried
+        # an attempt cut off by the stop may have been answered 2xx already (a duplicate when retried)
         account(env, "refused", rows, max_duplicates=POOL, every_attempt_reached=False)
         print(f"  failed attempts while the receiver was down: {failed}")
 

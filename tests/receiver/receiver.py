@@ -21,8 +21,10 @@ A webhook receiver for tests (standard library only). Appends one JSON line per 
                       above), else 200 at once
   anything else       404
 
-With --answers LOG, one JSON line per response written in full (the client may have given up on
-the others): the event id, the row id of the event's data (new, else old), the status answered.
+With --answers LOG, one JSON line per response, written just before the response is sent (so
+every response a client received is there; one whose client had gone, or whose receiver was
+stopped meanwhile, may be there too): the event id, the row id of the event's data (new, else
+old), the status answered.
 """
 import argparse
 import hashlib
@@ -120,6 +122,12 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(pause)
                 status = 504 if hit else 200
         payload = json.dumps({"status": status}).encode()
+        if self.server.answers_path:  # before the response: a receiver stopped meanwhile may never send it
+            event_id = body.get("id") if isinstance(body, dict) else None
+            line = json.dumps({"ts": time.time(), "id": event_id, "row": row_id(body), "status": status})
+            with LOCK:
+                with open(self.server.answers_path, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
         try:
             self.send_response(status)
             for k, v in extra.items():
@@ -130,15 +138,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
-            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
-            return  # the client gave up (a timeout test)
-        if self.server.answers_path:
-            event_id = body.get("id") if isinstance(body, dict) else None
-            line = json.dumps({"ts": time.time(), "id": event_id, "row": row_id(body), "status": status})
-            with LOCK:
-                with open(self.server.answers_path, "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
+            pass  # the client gave up (a timeout test)
 
     def log_message(self, fmt, *args):
         pass  # the JSON log is the record
@@ -156,7 +157,7 @@ def main():
     ap.add_argument("--port", type=int, required=True, help="0 picks a free port (printed on stdout)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--log", required=True)
-    ap.add_argument("--answers", help="log of the responses written in full (see above)")
+    ap.add_argument("--answers", help="log of the responses sent (see above)")
     args = ap.parse_args()
     ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 stalls concurrent senders
     server = Server((args.host, args.port), Handler)
