@@ -26,7 +26,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "receiver"))
-from harness import SIDECAR, Receiver, run_suite, wait_for  # noqa: E402
+from harness import SIDECAR, Receiver, run_suite  # noqa: E402
 import fake_worker as fw  # noqa: E402
 
 TESTS = []
@@ -190,14 +190,18 @@ def protocol_violations_close_the_connection_only():
                                                   + struct.pack(">I", 0) + fw.s("") + struct.pack(">I", 0))),
             "a second Welcome": (True, fw.welcome("again")),
             "Welcome of version 999": (False, raw(2, struct.pack(">H", 999) + fw.s("db") + struct.pack(">I", 1 << 20))),
-            "a Deliver cut short": (True, raw(5, fw.deliver(delivery(webhook=ok))[5:-3])),
-            "a Deliver with trailing bytes": (True, raw(5, fw.deliver(delivery(webhook=ok))[5:] + b"\x00")),
-            "a bool of 2": (True, bad_bool(fw.deliver(delivery(webhook=ok)))),
+            # after a credit, so that only the frame itself is wrong
+            "a Deliver cut short": ("credit", raw(5, fw.deliver(delivery(webhook=ok))[5:-3])),
+            "a Deliver with trailing bytes": ("credit", raw(5, fw.deliver(delivery(webhook=ok))[5:] + b"\x00")),
+            "a bool of 2": ("credit", bad_bool(fw.deliver(delivery(webhook=ok)))),
+            "more Deliver frames than credits": ("credit", b"".join(
+                fw.deliver(delivery(webhook=ok)) for _ in range(POOL + PREFETCH + 1))),
             "Reject": (False, raw(3, fw.s("go away"))),
             "Goodbye": (True, raw(9, fw.s("bye"))),
         }
         for name, (welcome, data) in violations.items():
-            frames, closed = w.session(lambda conn, _f: conn.sendall(data), welcome=welcome, wait=3.0)
+            send = w.send_after_credit(data) if welcome == "credit" else lambda conn, _f: conn.sendall(data)
+            frames, closed = w.session(send, welcome=bool(welcome), wait=3.0)
             if name != "Goodbye":
                 assert closed, f"{name}: the sidecar kept the connection"
         # a max_frame smaller than any Outcome is not refused: the Outcome is cut to its minimum
