@@ -103,15 +103,15 @@ chmod 755 "$san_dir"
 mkdir "$san_dir/reports"
 chmod 777 "$san_dir/reports"
 if make -C sidecar -j"$JOBS" BUILD=build-asan PROGRAM=build-asan/hasura-events-sidecar CXXFLAGS="$SAN_CXXFLAGS" \
+    HASURA_EVENTS_VERSION="$(sed -n 's/^EXTVERSION *= *//p' Makefile)" \
     >"$log_dir/sidecar-asan-build.log" 2>&1 && install -m 755 sidecar/build-asan/hasura-events-sidecar "$san_dir/"; then
     san_p=0
     san_f=0
     for run in "test_delivery insert_update_delete_delivered failure_then_success_retries timeout_is_a_failed_attempt \
-folded_response_headers_and_a_huge_timeout headers_and_webhook_from_env urls_curl_refuses_are_failed_attempts \
-sigterm_stops_sidecar_cleanly two_sidecars_share_the_work" \
+headers_and_webhook_from_env urls_curl_refuses_are_failed_attempts sigterm_stops_sidecar_cleanly" \
         "test_observability healthz_follows_worker_connections endpoint_answers_only_get_and_head \
 metrics_after_known_deliveries logs_have_fields_and_no_secrets" \
-        "test_faults sidecar_killed_mid_drain random_500s_with_retries sigterm_with_a_backlog_gives_queued_deliveries_back" \
+        "test_faults random_500s_with_retries sigterm_with_a_backlog_gives_queued_deliveries_back" \
         "test_hostile_worker"; do
         read -r file tests <<<"$run"
         # shellcheck disable=SC2086 # the test names are words
