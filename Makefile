@@ -39,7 +39,7 @@ override with_llvm := no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(EXTENSION)--$(EXTVERSION).sql: extension/sql/$(EXTENSION).sql extension/sql/delivery.sql
+$(EXTENSION)--$(EXTVERSION).sql: extension/sql/$(EXTENSION).sql extension/sql/delivery.sql extension/sql/metadata.sql
 	cat $^ > $@
 
 $(EXTENSION).control: extension/$(EXTENSION).control.in

@@ -233,7 +233,7 @@ drain(int argc, char **argv)
 	// The first pending event in the claim index's order, from the start of the index or from the
 	// one the previous poll found. Delivered events leave their entries in the claim index until
 	// vacuum, so a poll from the start would walk every event delivered so far, and the polls of a
-	// 100k drain would cost the machine ~3 % of its CPU, growing with N squared. The drain adds no
+	// drain would cost CPU growing with the square of its size. The drain adds no
 	// events and a retry only moves an event later, so nothing pending can appear before the
 	// floor; still, "done" is only said after a poll from the start finds nothing.
 	std::string floor[3];

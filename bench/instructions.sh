@@ -4,7 +4,7 @@
 # transaction) execute without and with a hasura_events trigger, counted by valgrind (callgrind)
 # in a single-user backend (docs/benchmarks.md).
 #
-# On a shared 2-core machine the same statement's time moves by 30-50 % from one round to the
+# On a shared machine the same statement's time moves widely from one round to the
 # next; an instruction count does not move for the same build. It is the noise-free view of the
 # bulk-INSERT ratio, not the target itself (the target is a time ratio: bench/run.sh). It misses
 # what costs time without instructions: cache misses, page faults, I/O.

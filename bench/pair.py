@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """bench/pair.py: two variants of the delivery pipeline drained at the same time, round after round.
 
-On this shared machine the same build's CPU per event moves by up to 60 % from one drain to the
-next (the host's speed changes), so comparing drains taken one after the other hides changes of
-5-10 %. Here each round starts two pipelines side by side (cluster, dispatcher, sidecar, receiver:
+On a shared machine the same build's CPU per event moves from one drain to the next by more than
+the changes worth measuring (the host's speed changes): drains taken one after the other hide
+them. Here each round starts two pipelines side by side (cluster, dispatcher, sidecar, receiver:
 variant A and variant B), fills both with the same backlog and drains them at once: both see the
 same machine. Each process's CPU per event comes from /proc/PID/schedstat. The summary gives the
 paired ratio B/A of each process, and the dispatcher's and the sidecar's CPU each divided by the

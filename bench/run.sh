@@ -380,7 +380,7 @@ get() { sed -n "s/^$1=//p" "$RAW" | tail -1; }
 put drain_n "$DRAIN_N"
 put drain_reps "$DRAIN_REPS"
 log "delivery: $DRAIN_REPS drain(s) of a $DRAIN_N-event backlog (sidecar pool 100, each webhook's limit adaptive from 32; batch_size 100, max_inflight 1000)"
-# One drain on this shared machine moves by 10-30 % from one run to the next: the figure is the
+# One drain on a shared machine moves a lot from one run to the next: the figure is the
 # median of DRAIN_REPS drains, each of a fresh backlog behind the events the drains before
 # delivered (as in a system that has run a while: the scale stage shows the log's size does not
 # matter). One sidecar for all of them: its peak RSS covers every drain.

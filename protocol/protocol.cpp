@@ -176,6 +176,21 @@ encode_body(Writer &w, const Goodbye &m)
 }
 
 void
+encode_body(Writer &w, const Release &m)
+{
+	if (m.event_ids.size() > UINT32_MAX || m.holds.size() > UINT32_MAX)
+		throw std::length_error("hasura_events protocol: too many Release entries");
+	w.u32(static_cast<uint32_t>(m.event_ids.size()));
+	for (const std::string &id : m.event_ids)
+		w.str(id);
+	w.u32(static_cast<uint32_t>(m.holds.size()));
+	for (const Hold &h : m.holds) {
+		w.str(h.trigger_name);
+		w.u32(h.hold_ms);
+	}
+}
+
+void
 encode_body(Writer &w, const Stats &m)
 {
 	w.str(m.database);
@@ -196,6 +211,16 @@ encode_body(Writer &w, const Stats &m)
 		w.u64(t.retries_scheduled);
 		w.u64(t.errored);
 	}
+}
+
+void
+encode_body(Writer &w, const Cancel &m)
+{
+	if (m.event_ids.size() > UINT32_MAX)
+		throw std::length_error("hasura_events protocol: too many event ids");
+	w.u32(static_cast<uint32_t>(m.event_ids.size()));
+	for (const std::string &id : m.event_ids)
+		w.str(id);
 }
 
 /* ---------------------------------------------------------------- decoding */
@@ -409,6 +434,27 @@ decode_body(Reader &r, Goodbye &m)
 }
 
 void
+decode_body(Reader &r, Release &m)
+{
+	uint32_t count = r.u32("event_count");
+	m.event_ids.reserve(r.count_hint(count, 4));
+	for (uint32_t i = 0; i < count && r.ok(); i++) {
+		std::string id = r.str("event_id");
+		if (r.ok())
+			m.event_ids.push_back(std::move(id));
+	}
+	count = r.u32("hold_count");
+	m.holds.reserve(r.count_hint(count, 8));
+	for (uint32_t i = 0; i < count && r.ok(); i++) {
+		Hold h;
+		h.trigger_name = r.str("hold trigger_name");
+		h.hold_ms = r.u32("hold_ms");
+		if (r.ok())
+			m.holds.push_back(std::move(h));
+	}
+}
+
+void
 decode_body(Reader &r, Stats &m)
 {
 	m.database = r.str("database");
@@ -437,8 +483,20 @@ decode_body(Reader &r, Stats &m)
 	}
 }
 
-const char *const kTypeNames[] = {"Hello",   "Welcome", "Reject", "Credit",  "Deliver",
-								  "Outcome", "Ping",    "Pong",   "Goodbye", "Stats"};
+void
+decode_body(Reader &r, Cancel &m)
+{
+	uint32_t count = r.u32("event_count");
+	m.event_ids.reserve(r.count_hint(count, 4));
+	for (uint32_t i = 0; i < count && r.ok(); i++) {
+		std::string id = r.str("event_id");
+		if (r.ok())
+			m.event_ids.push_back(std::move(id));
+	}
+}
+
+const char *const kTypeNames[] = {"Hello", "Welcome", "Reject",  "Credit", "Deliver", "Outcome",
+								  "Ping",  "Pong",    "Goodbye", "Stats",  "Release", "Cancel"};
 static_assert(sizeof(kTypeNames) / sizeof(kTypeNames[0]) == std::variant_size_v<Message>);
 
 /*
@@ -556,6 +614,22 @@ encoded_size(const Message &msg)
 			n += 4 + m.database.size() + 8 + 8 + 4 + m.fetches.size() * 12 + 4;
 			for (const TriggerStats &t : m.triggers)
 				n += 4 + t.name.size() + 8 + 8 + 8 + 8;
+		}
+		void
+		operator()(const Cancel &m)
+		{
+			n += 4;
+			for (const std::string &id : m.event_ids)
+				n += 4 + id.size();
+		}
+		void
+		operator()(const Release &m)
+		{
+			n += 4 + 4;
+			for (const std::string &id : m.event_ids)
+				n += 4 + id.size();
+			for (const Hold &h : m.holds)
+				n += 4 + h.trigger_name.size() + 4;
 		}
 	} counter;
 	std::visit(counter, msg);

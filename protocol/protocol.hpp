@@ -37,8 +37,18 @@ enum class MsgType : uint8_t {
 	Ping = 7,
 	Pong = 8,
 	Goodbye = 9,
-	Stats = 10
+	Stats = 10,
+	Release = 11,
+	Cancel = 12
 };
+
+/*
+ * Bounds of the frames a worker accepts from a sidecar (docs/protocol.md): before its Hello, and
+ * after it (announced as Welcome's max_frame). The largest legitimate sidecar frame is an Outcome,
+ * whose response body the sidecar caps (--max-response-bytes) and shortens to fit max_frame.
+ */
+constexpr uint32_t kMaxHelloFrame = 64u << 10;
+constexpr uint32_t kMaxSidecarFrame = 4u << 20;
 
 struct Hello {
 	uint16_t version = kVersion;
@@ -128,8 +138,33 @@ struct Stats {
 	std::vector<TriggerStats> triggers;
 };
 
+/* A trigger whose events the sidecar does not want for hold_ms milliseconds (its webhook's circuit
+ * breaker is open for that long). */
+struct Hold {
+	std::string trigger_name;
+	uint32_t hold_ms = 0;
+};
+
+/*
+ * Release (sidecar -> worker) gives deliveries back unattempted: the worker forgets those claims
+ * (no try, no invocation log) and hands the events out again, after the holds of their triggers end.
+ */
+struct Release {
+	std::vector<std::string> event_ids;
+	std::vector<Hold> holds;
+};
+
+/*
+ * Cancel (worker -> sidecar): the worker took these events back (their outcome is overdue). The
+ * sidecar drops each that has not started, aborts each in flight, and reports neither.
+ */
+struct Cancel {
+	std::vector<std::string> event_ids;
+};
+
 /* The alternatives are in wire-type order: index() + 1 is the MsgType. */
-using Message = std::variant<Hello, Welcome, Reject, Credit, Deliver, Outcome, Ping, Pong, Goodbye, Stats>;
+using Message =
+	std::variant<Hello, Welcome, Reject, Credit, Deliver, Outcome, Ping, Pong, Goodbye, Stats, Release, Cancel>;
 
 /*
  * encode appends one complete frame to out. Throws std::length_error only for a string or a
@@ -163,6 +198,12 @@ public:
 	max_frame() const
 	{
 		return max_frame_;
+	}
+	/* A new bound for the frames not yet decoded (a worker raises it once the Hello is in). */
+	void
+	set_max_frame(uint32_t max_frame)
+	{
+		max_frame_ = max_frame;
 	}
 
 private:

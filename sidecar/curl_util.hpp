@@ -69,8 +69,8 @@ using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
  * its buffers on every call, and a new attempt every few microseconds makes that a visible share
  * of the sidecar's time. At most `cap` handles are kept.
  *
- * A handle comes back without curl_easy_reset, which frees and rebuilds all of its settings (3 %
- * of the sidecar's time in a drain): the options that are the same for every attempt are set once,
+ * A handle comes back without curl_easy_reset, which frees and rebuilds all of its settings: the
+ * options that are the same for every attempt are set once,
  * when take() makes the handle (*fresh), and Attempt::start sets the others on every attempt, the
  * same list each time, so none carries over. give() clears the options that point into the
  * attempt that used the handle, so that nothing in the pool points to freed memory.
@@ -120,8 +120,8 @@ struct CurlUrlDeleter {
 
 /*
  * UrlCache keeps the webhook URLs in use parsed (CURLU): given CURLOPT_CURLU, curl copies the
- * parsed URL instead of parsing the string again for every transfer (the parse was ~3 % of the
- * sidecar's time in a drain). A URL is parsed as curl parses CURLOPT_URL (its flags in 7.88's
+ * parsed URL instead of parsing the string again for every transfer. A URL is parsed as curl
+ * parses CURLOPT_URL (its flags in 7.88's
  * url.c); one it refuses is kept as refused (nullptr), and its attempts pass the string, so that
  * curl reports the error it always did. An attempt holds its entry while its transfer runs; past
  * `cap` URLs the cache starts over.

@@ -7,6 +7,8 @@
  */
 #include "event_metrics.hpp"
 
+#include <cstring>
+
 namespace hasura_events::sidecar {
 
 namespace {
@@ -40,56 +42,88 @@ made(MetricFamily::Series *&slot, MetricFamily &family, const std::string &datab
 	return *slot;
 }
 
+/* the integer after the first "key": at or after `from` in body, or -1 */
+long long
+int_after(const std::string &body, size_t from, const char *key)
+{
+	size_t k = body.find(key, from);
+	if (k == std::string::npos)
+		return -1;
+	size_t i = k + strlen(key);
+	while (i < body.size() && (body[i] == ' ' || body[i] == ':'))
+		i++;
+	long long v = 0;
+	size_t start = i;
+	for (; i < body.size() && body[i] >= '0' && body[i] <= '9' && v < (1LL << 40); i++)
+		v = v * 10 + (body[i] - '0');
+	return i > start ? v : -1;
+}
+
 } // namespace
+
+bool
+final_failure(const proto::Deliver &d, int64_t retry_after_sec)
+{
+	if (retry_after_sec > 0)
+		return false;
+	size_t info = d.body.rfind("\"delivery_info\"");
+	if (info == std::string::npos)
+		return true;
+	long long max_retries = int_after(d.body, info, "\"max_retries\"");
+	long long current = int_after(d.body, info, "\"current_retry\"");
+	if (max_retries < 0 || current < 0)
+		return true;
+	return current >= max_retries;
+}
 
 EventMetrics::EventMetrics()
 	: fetch_time_(registry_.add("hasura_event_fetch_time_per_batch_seconds",
 								"Time the worker took to claim one batch of events from the event log.",
-								Type::Histogram, {"database"}, kLatencyBuckets)),
+								Type::Histogram, {"source_name"}, kLatencyBuckets)),
 	  fetched_per_batch_(registry_.add("hasura_events_fetched_per_batch",
 									   "Number of events in the last batch the worker claimed.", Type::Gauge,
-									   {"database"})),
+									   {"source_name"})),
 	  queue_time_(registry_.add("hasura_event_queue_time_seconds",
 								"Time from an event's creation to the start of its delivery attempt.", Type::Histogram,
-								{"database", "trigger"}, kAgeBuckets)),
+								{"source_name", "trigger_name"}, kAgeBuckets)),
 	  webhook_time_(registry_.add("hasura_event_webhook_processing_time_seconds",
 								  "Duration of one HTTP attempt to the webhook.", Type::Histogram,
-								  {"database", "trigger"}, kLatencyBuckets)),
+								  {"source_name", "trigger_name"}, kLatencyBuckets)),
 	  processing_time_(registry_.add("hasura_event_processing_time_seconds",
 									 "Time from an event's creation to the outcome of its delivery attempt.",
-									 Type::Histogram, {"database", "trigger"}, kAgeBuckets)),
+									 Type::Histogram, {"source_name", "trigger_name"}, kAgeBuckets)),
 	  http_workers_(registry_.add("hasura_event_trigger_http_workers",
 								  "Delivery attempts in flight (HTTP workers busy).", Type::Gauge)),
 	  invocations_(registry_.add("hasura_event_invocations_total",
 								 "Delivery attempts that ended, by result: success (2xx) or failed.", Type::Counter,
-								 {"database", "trigger", "status"})),
+								 {"source_name", "trigger_name", "status"})),
 	  processed_(registry_.add("hasura_event_processed_total",
-							   "Events whose attempt outcome was reported to the worker, by result: success (2xx) "
-							   "or failed.",
-							   Type::Counter, {"database", "trigger", "status"})),
+							   "Events processed, as Hasura counts them: success when delivered, failed when a "
+							   "failed attempt leaves no retry.",
+							   Type::Counter, {"source_name", "trigger_name", "status"})),
 	  request_bytes_(registry_.add("hasura_event_trigger_request_bytes_total", "Payload bytes sent to webhooks.",
-								   Type::Counter, {"database", "trigger"})),
+								   Type::Counter, {"source_name", "trigger_name"})),
 	  response_bytes_(registry_.add("hasura_event_trigger_response_bytes_total",
 									"Response body bytes received from webhooks.", Type::Counter,
-									{"database", "trigger"})),
+									{"source_name", "trigger_name"})),
 	  pending_(registry_.add("hasura_events_pending_events",
 							 "Undelivered events that are not errored, as last reported by the worker.", Type::Gauge,
-							 {"database", "trigger"})),
+							 {"source_name", "trigger_name"})),
 	  oldest_age_(registry_.add("hasura_events_oldest_pending_age_seconds",
 								"Age of the oldest pending event, as last reported by the worker.", Type::Gauge,
-								{"database", "trigger"})),
+								{"source_name", "trigger_name"})),
 	  retries_(registry_.add("hasura_events_retries_scheduled",
 							 "Pending events waiting for a retry, as last reported by the worker.", Type::Gauge,
-							 {"database", "trigger"})),
+							 {"source_name", "trigger_name"})),
 	  errored_(registry_.add("hasura_events_error_events",
 							 "Events whose retries are exhausted (error = true), as last reported by the worker.",
-							 Type::Gauge, {"database", "trigger"})),
+							 Type::Gauge, {"source_name", "trigger_name"})),
 	  inflight_(registry_.add("hasura_events_inflight",
 							  "Events the worker has claimed and not yet recorded an outcome for.", Type::Gauge,
-							  {"database"})),
+							  {"source_name"})),
 	  restarts_(registry_.add("hasura_events_worker_restarts_total",
 							  "Times the database's dispatcher worker was restarted since the server started.",
-							  Type::Counter, {"database"})),
+							  Type::Counter, {"source_name"})),
 	  connected_(registry_.add("hasura_events_connected_workers",
 							   "Workers (databases) this sidecar has completed the handshake with.", Type::Gauge)),
 	  queue_length_(registry_.add(
@@ -98,7 +132,11 @@ EventMetrics::EventMetrics()
 		  Type::Gauge)),
 	  webhook_limit_(registry_.add("hasura_events_webhook_concurrency_limit",
 								   "Attempts a webhook may have in flight: its adaptive limit, as last settled.",
-								   Type::Gauge, {"webhook", "from_env"}))
+								   Type::Gauge, {"webhook", "from_env"})),
+	  webhook_circuit_(registry_.add("hasura_events_webhook_circuit_open",
+									 "1 while the webhook's circuit breaker holds its deliveries back after failures "
+									 "to connect (a probe attempt pending or not), else 0.",
+									 Type::Gauge, {"webhook", "from_env"}))
 {
 }
 
@@ -109,9 +147,16 @@ EventMetrics::webhook_limit(const std::string &webhook, bool from_env, uint32_t 
 }
 
 void
+EventMetrics::webhook_circuit(const std::string &webhook, bool from_env, bool open)
+{
+	webhook_circuit_.set({webhook, from_env ? "true" : "false"}, open ? 1.0 : 0.0);
+}
+
+void
 EventMetrics::forget_webhook(const std::string &webhook, bool from_env)
 {
 	webhook_limit_.remove({webhook, from_env ? "true" : "false"});
+	webhook_circuit_.remove({webhook, from_env ? "true" : "false"});
 }
 
 EventMetrics::TriggerSeries &
@@ -144,7 +189,9 @@ EventMetrics::attempt_finished(const std::string &database, const proto::Deliver
 	int k = f.kind == proto::OutcomeKind::Delivered ? 0 : 1;
 	const char *status = status_label(f.kind);
 	made(t.invocations[k], invocations_, database, trigger, status).value += 1;
-	if (f.reported)
+	/* as Hasura: an event is processed once, when delivered or when its last try failed; a failed
+	 * attempt that will be retried is an invocation only */
+	if (f.reported && (k == 0 || final_failure(d, f.retry_after_sec)))
 		made(t.processed[k], processed_, database, trigger, status).value += 1;
 	if (f.http_sent) {
 		webhook_time_.observe_in(made(t.webhook_time, webhook_time_, database, trigger), f.http_seconds);

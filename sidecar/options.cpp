@@ -140,6 +140,7 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 												 "--prefetch",
 												 "--max-response-bytes",
 												 "--grace-period",
+												 "--breaker-max-cooldown",
 												 "--log-level",
 												 "--id",
 												 "--metrics-address"};
@@ -175,6 +176,9 @@ parse_args(const std::vector<std::string> &args, const EnvLookup &env)
 		} else if (name == "--grace-period") {
 			if (!parse_u32(value, 0, 86400, o.grace_period_sec))
 				return bad("a number of seconds from 0 to 86400");
+		} else if (name == "--breaker-max-cooldown") {
+			if (!parse_u32(value, 1, 86400, o.breaker_max_cooldown_sec))
+				return bad("a number of seconds from 1 to 86400");
 		} else if (name == "--log-level") {
 			if (!parse_log_level(value, o.log_level))
 				return bad("debug, info, warn or error");
@@ -209,6 +213,10 @@ usage_text()
 		   "                            pool never waits for the worker (default 200)\n"
 		   "  --max-response-bytes N    response body bytes kept per attempt (default 65536)\n"
 		   "  --grace-period SEC        on SIGTERM/SIGINT, time for in-flight attempts to finish (default 10)\n"
+		   "  --breaker-max-cooldown SEC\n"
+		   "                            the longest a webhook's circuit breaker stays open after failures to\n"
+		   "                            connect (refused, DNS, TLS, timeouts); the cool-down starts at 1 s\n"
+		   "                            and doubles up to this (default 60)\n"
 		   "  --log-level LEVEL         debug, info, warn or error (env HASURA_EVENTS_LOG_LEVEL, default info)\n"
 		   "  --id NAME                 name sent to the workers (default hostname:pid)\n"
 		   "  --metrics-address ADDR    serve /metrics and /healthz on ADDR (numeric HOST:PORT, [IPv6]:PORT),\n"

@@ -26,6 +26,7 @@ struct Options {
 	uint32_t min_webhook_concurrency = 32; /* the floor of each webhook's adaptive limit */
 	uint32_t max_response_bytes = 65536;   /* response body bytes kept per attempt */
 	uint32_t grace_period_sec = 10;
+	uint32_t breaker_max_cooldown_sec = 60; /* the longest a webhook's circuit breaker stays open */
 	LogLevel log_level = LogLevel::Info;
 	std::string id;                                 /* empty: hostname:pid, filled in by main */
 	std::string metrics_address = "127.0.0.1:9464"; /* numeric host:port; empty: the endpoint is off */

@@ -29,6 +29,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unordered_set>
 #include <vector>
 
 namespace hasura_events::sidecar {
@@ -139,7 +140,9 @@ Sidecar::run()
 		} else {
 			dispatch();
 		}
+		flush_releases();
 		flush_credits();
+		flush_log_summaries(now);
 		for (auto it = conns_.begin(); it != conns_.end();) {
 			Connection &c = *(it++)->second;
 			if (c.out_off < c.out.size())
@@ -246,8 +249,8 @@ Sidecar::handle_signals()
 }
 
 /*
- * Sidecar::begin_shutdown says Goodbye on every connection, refuses the queued deliveries and
- * gives in-flight attempts the grace period.
+ * Sidecar::begin_shutdown says Goodbye on every connection, gives the queued deliveries back to
+ * the worker (Release) and gives in-flight attempts the grace period.
  */
 void
 Sidecar::begin_shutdown()
@@ -273,28 +276,16 @@ Sidecar::begin_shutdown()
 		c.goodbye_sent = true;
 		c.pending_credits = 0;
 	}
-	std::vector<Queued> refused;
-	refused.reserve(queued_);
-	for (auto &entry : routes_) {
-		Route &r = *entry.second;
-		for (Queued &q : r.queue)
-			refused.push_back(std::move(q));
-		r.queue.clear();
-		update_ready(r);
-	}
-	queued_ = 0;
-	std::sort(refused.begin(), refused.end(), [](const Queued &a, const Queued &b) { return a.seq < b.seq; });
-	for (Queued &q : refused) {
-		proto::Outcome o;
-		o.event_id = q.deliver.event_id;
-		o.kind = proto::OutcomeKind::ClientError;
-		o.error = kShutdownReason;
-		report_outcome(q.conn_id, q.deliver, o);
-	}
+	/* the deliveries not started go back untouched: no try spent, no invocation log */
+	for (auto &entry : routes_)
+		release_queue(*entry.second, 0);
 }
 
 /*
- * Sidecar::abandon_all ends the attempts still running when the grace period is over.
+ * Sidecar::abandon_all ends the attempts still running when the grace period is over. As Hasura
+ * unlocks what it still holds at the end of its shutdown timeout, they go back to the worker
+ * unrecorded (Release): the webhook may have got the request, and will get it again (at least
+ * once).
  */
 void
 Sidecar::abandon_all()
@@ -308,7 +299,7 @@ Sidecar::abandon_all()
 		Attempt &a = *entry.second.attempt;
 		a.abandon(kShutdownReason);
 		attempt_ended(*entry.second.route, a, false);
-		report(a);
+		release(a.conn_id(), a.deliver(), 0);
 	}
 }
 
@@ -425,6 +416,8 @@ Sidecar::close_connection(uint64_t conn_id, const std::string &reason, bool fail
 		if (a->second.attempt->conn_id() == conn_id) {
 			a->second.attempt->abandon("worker connection closed");
 			attempt_ended(*a->second.route, *a->second.attempt, false);
+			if (a->second.probe)
+				breaker_result(*a->second.route, *a->second.attempt, Breaker::Result::Other, true);
 			a = attempts_.erase(a);
 			in_flight++;
 		} else {
@@ -540,15 +533,15 @@ Sidecar::handle_message(Connection &c, proto::Message &m)
 			return protocol_error("worker sent a Deliver without a credit");
 		c.credits--;
 		if (shutting_down_ || c.goodbye_sent) {
-			proto::Outcome o;
-			o.event_id = d->event_id;
-			o.kind = proto::OutcomeKind::ClientError;
-			o.error = kShutdownReason;
-			report_outcome(c.id, *d, o);
+			release(c.id, *d, 0); /* sent before our Goodbye reached the worker */
 			return true;
 		}
 		LogLine(LogLevel::Debug, "deliver received").str("event_id", d->event_id).str("database", c.database).emit();
 		enqueue(c.id, std::move(*d));
+		return true;
+	}
+	if (auto *cancel = std::get_if<proto::Cancel>(&m)) {
+		cancel_deliveries(c, *cancel);
 		return true;
 	}
 	if (auto *p = std::get_if<proto::Ping>(&m)) {
@@ -618,9 +611,10 @@ Sidecar::dispatch()
 		}
 		r.in_flight++;
 		r.limit.started(!r.queue.empty() && r.in_flight >= r.limit.limit());
+		bool probe = r.breaker.started(Clock::now());
 		update_ready(r);
 		Attempt *key = a.get();
-		attempts_.emplace(key, Running{std::move(a), &r});
+		attempts_.emplace(key, Running{std::move(a), &r, probe});
 	}
 }
 
@@ -631,6 +625,11 @@ void
 Sidecar::enqueue(uint64_t conn_id, proto::Deliver d)
 {
 	Route &r = route_for(d);
+	if (r.breaker.holding(Clock::now())) {
+		/* its webhook's breaker is open: back to the worker, held until the cool-down ends */
+		release(conn_id, d, r.breaker.remaining_ms(Clock::now()));
+		return;
+	}
 	r.queue.push_back(Queued{conn_id, next_seq_++, std::move(d)});
 	r.idle_since = Clock::time_point();
 	queued_++;
@@ -646,8 +645,10 @@ Sidecar::route_for(const proto::Deliver &d)
 	auto &slot = routes_[std::make_pair(d.webhook_from_env, d.webhook)];
 	if (!slot) {
 		uint32_t floor = std::min(opt_.min_webhook_concurrency, opt_.pool_size);
-		slot = std::make_unique<Route>(d.webhook, d.webhook_from_env, floor, opt_.pool_size);
+		slot = std::make_unique<Route>(d.webhook, d.webhook_from_env, floor, opt_.pool_size,
+									   std::chrono::seconds(opt_.breaker_max_cooldown_sec));
 		metrics_.webhook_limit(d.webhook, d.webhook_from_env, slot->limit.settled());
+		metrics_.webhook_circuit(d.webhook, d.webhook_from_env, false);
 	}
 	last_route_ = slot.get();
 	return *last_route_;
@@ -657,7 +658,7 @@ Sidecar::route_for(const proto::Deliver &d)
 void
 Sidecar::update_ready(Route &r)
 {
-	bool ready = !r.queue.empty() && r.in_flight < r.limit.limit();
+	bool ready = !r.queue.empty() && r.in_flight < r.limit.limit() && r.breaker.may_start(Clock::now());
 	auto key = ready ? std::make_tuple(r.in_flight, r.queue.front().seq, &r) : std::make_tuple(0u, uint64_t(0), &r);
 	if (r.ready && (!ready || key != r.ready_key))
 		ready_.erase(r.ready_key);
@@ -747,10 +748,15 @@ Sidecar::drain_curl()
 		CURLcode result = msg->data.result; /* read before finish(): msg is invalid after remove */
 		std::unique_ptr<Attempt> a = std::move(it->second.attempt);
 		Route &r = *it->second.route;
+		bool probe = it->second.probe;
 		attempts_.erase(it);
 		a->finish(result);
 		attempt_ended(r, *a, true);
 		report(*a);
+		Breaker::Result verdict = a->outcome().http_status > 0       ? Breaker::Result::Answered
+								  : connection_level_failure(result) ? Breaker::Result::ConnectionFailure
+																	 : Breaker::Result::Other;
+		breaker_result(r, *a, verdict, probe);
 	}
 }
 
@@ -786,11 +792,31 @@ Sidecar::report_outcome(uint64_t conn_id, const proto::Deliver &d, proto::Outcom
 		line.str("database", it->second->database);
 	else
 		line.boolean("outcome_dropped", true);
-	line.emit();
+	bool write = true;
+	if (o.kind != proto::OutcomeKind::Delivered && log_enabled(LogLevel::Warn)) {
+		/* a failing webhook fails every attempt alike: the first line of a kind per interval is
+		   written, the rest are counted (flush_log_summaries) */
+		std::string db = it != conns_.end() ? it->second->database : std::string();
+		std::string status = std::to_string(o.http_status);
+		/* the error's numbers (the milliseconds of a refused connect) do not make it another kind */
+		std::string key = repeat_key(
+			{db, d.trigger_name, d.webhook, status, proto::outcome_kind_name(o.kind), without_numbers(o.error)});
+		write = repeated_lines_.admit(key,
+									  {{"database", db},
+									   {"trigger", d.trigger_name},
+									   {"webhook", d.webhook},
+									   {"kind", proto::outcome_kind_name(o.kind)},
+									   {"status", status},
+									   {"error", o.error}},
+									  Clock::now());
+	}
+	if (write)
+		line.emit();
 
 	EventMetrics::Finished f;
 	f.kind = o.kind;
 	f.reported = it != conns_.end();
+	f.retry_after_sec = o.retry_after_sec;
 	if (a && a->http_sent()) {
 		f.http_sent = true;
 		f.http_seconds = a->http_seconds();
@@ -849,6 +875,54 @@ Sidecar::handle_http(const HttpRequest &req)
 		r.body = "not found; try /metrics or /healthz\n";
 	}
 	return r;
+}
+
+/*
+ * Sidecar::cancel_deliveries: the worker took these events back (their outcome was overdue) and
+ * may hand them to another sidecar. Each still queued here is dropped, each in flight is aborted,
+ * neither is reported, and each gives its credit back (as its Outcome would have): an event must
+ * not be in flight twice, and the worker ignores an outcome for it now. An event already reported
+ * is not here any more: nothing to do, its Outcome earned its credit.
+ */
+void
+Sidecar::cancel_deliveries(Connection &c, const proto::Cancel &cancel)
+{
+	std::unordered_set<std::string> ids(cancel.event_ids.begin(), cancel.event_ids.end());
+	uint64_t conn_id = c.id;
+	auto cancelled = [&](const proto::Deliver &d) { return ids.count(d.event_id) > 0; };
+	size_t dropped = 0;
+	for (auto &entry : routes_) {
+		Route &r = *entry.second;
+		size_t before = r.queue.size();
+		r.queue.erase(std::remove_if(r.queue.begin(), r.queue.end(),
+									 [&](const Queued &q) { return q.conn_id == conn_id && cancelled(q.deliver); }),
+					  r.queue.end());
+		if (r.queue.size() != before) {
+			dropped += before - r.queue.size();
+			update_ready(r);
+		}
+	}
+	queued_ -= dropped;
+	size_t aborted = 0;
+	for (auto a = attempts_.begin(); a != attempts_.end();) {
+		Attempt &attempt = *a->second.attempt;
+		if (attempt.conn_id() == conn_id && cancelled(attempt.deliver())) {
+			attempt.abandon("cancelled by the worker");
+			attempt_ended(*a->second.route, attempt, false);
+			a = attempts_.erase(a);
+			aborted++;
+		} else {
+			++a;
+		}
+	}
+	if (!c.goodbye_sent)
+		c.pending_credits += uint32_t(dropped + aborted);
+	LogLine(LogLevel::Warn, "deliveries cancelled by the worker (their outcome was overdue)")
+		.str("database", c.database)
+		.num("cancelled", int64_t(ids.size()))
+		.num("queued_dropped", int64_t(dropped))
+		.num("in_flight_aborted", int64_t(aborted))
+		.emit();
 }
 
 } // namespace hasura_events::sidecar

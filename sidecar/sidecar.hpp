@@ -10,11 +10,13 @@
 #pragma once
 
 #include "attempt.hpp"
+#include "breaker.hpp"
 #include "concurrency.hpp"
 #include "curl_util.hpp"
 #include "discovery.hpp"
 #include "event_metrics.hpp"
 #include "http_server.hpp"
+#include "log_limit.hpp"
 #include "options.hpp"
 #include "protocol.hpp"
 
@@ -51,6 +53,9 @@ private:
 		uint64_t credits = 0;         /* granted and not yet used by a Deliver */
 		uint32_t pending_credits = 0; /* earned by outcomes, not yet sent */
 		bool goodbye_sent = false;
+		/* deliveries given back and trigger holds, sent as one Release a turn (flush_releases) */
+		std::vector<std::string> release_ids;
+		std::map<std::string, uint32_t> release_holds;
 	};
 	struct PathState {
 		Backoff backoff;
@@ -66,8 +71,8 @@ private:
 	/* Route: one webhook as stored (a URL, or the name of the variable that holds it), its queue
 	 * of deliveries and its adaptive concurrency limit */
 	struct Route {
-		Route(std::string hook, bool env, uint32_t floor, uint32_t ceiling)
-			: webhook(std::move(hook)), from_env(env), limit(floor, ceiling)
+		Route(std::string hook, bool env, uint32_t floor, uint32_t ceiling, std::chrono::milliseconds max_cooldown)
+			: webhook(std::move(hook)), from_env(env), limit(floor, ceiling), breaker(max_cooldown)
 		{
 		}
 		std::string webhook;
@@ -75,6 +80,7 @@ private:
 		std::deque<Queued> queue;
 		uint32_t in_flight = 0;
 		ConcurrencyLimit limit;
+		Breaker breaker;
 		bool ready = false; /* in ready_, under ready_key */
 		std::tuple<uint32_t, uint64_t, Route *> ready_key;
 		Clock::time_point idle_since; /* nothing queued or in flight since (forget_idle_routes) */
@@ -82,6 +88,7 @@ private:
 	struct Running {
 		std::unique_ptr<Attempt> attempt;
 		Route *route;
+		bool probe = false; /* the half-open breaker's probe */
 	};
 
 	void rescan();
@@ -94,6 +101,7 @@ private:
 	void send(Connection &c, const proto::Message &m);
 	void dispatch();
 	void enqueue(uint64_t conn_id, proto::Deliver d);
+	void cancel_deliveries(Connection &c, const proto::Cancel &cancel);
 	Route &route_for(const proto::Deliver &d);
 	void update_ready(Route &r);
 	void attempt_ended(Route &r, Attempt &a, bool sample);
@@ -107,6 +115,12 @@ private:
 	void begin_shutdown();
 	void abandon_all();
 	bool handle_signals();
+	/* sidecar_release.cpp: giving deliveries back (Release), circuit breakers, repeated log lines */
+	void release(uint64_t conn_id, const proto::Deliver &d, uint32_t hold_ms);
+	void release_queue(Route &r, uint32_t hold_ms);
+	void flush_releases();
+	void breaker_result(Route &r, Attempt &a, Breaker::Result result, bool probe);
+	void flush_log_summaries(Clock::time_point now);
 
 	Options opt_;
 	std::string user_agent_;
@@ -132,6 +146,7 @@ private:
 	Clock::time_point final_deadline_;
 	Clock::time_point next_scan_;
 	EventMetrics metrics_;
+	RepeatLimiter repeated_lines_{std::chrono::seconds(10)};
 	std::unique_ptr<HttpServer> http_; /* null when --metrics-address off */
 };
 

@@ -8,7 +8,12 @@
 #include "json_text.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
+#include <cstring>
+#include <deque>
+#include <strings.h>
+#include <unordered_set>
 
 #include "cpp_only.hpp"
 
@@ -28,6 +33,19 @@ struct Dispatch::Connection {
 	int64_t heard_ms = 0;
 	int64_t work_since_ms = -1;
 	bool pinged = false;
+	/* deadlines (check_deadlines): when it was accepted; since when a frame is incomplete (-1:
+	 * none is) */
+	int64_t accepted_ms = 0;
+	int64_t partial_since_ms = -1;
+	/* a claim of its expired: no more work until it reports an outcome or grants credits (as a
+	 * sidecar does for the deliveries a Cancel made it drop) */
+	bool stalled = false;
+	/* Cancels sent since its last outcome: a peer that takes events, never reports and grants
+	 * credits again to get more is closed after kMaxCancelsWithoutOutcome of them */
+	uint32_t cancels_without_outcome = 0;
+	/* events cancelled on it whose late Outcome is ignored, oldest first (bounded) */
+	std::unordered_set<std::string> cancelled;
+	std::deque<std::string> cancelled_order;
 	explicit Connection(int id_, uint32_t max_frame) : id(id_), reader(max_frame) {}
 };
 
@@ -38,12 +56,21 @@ struct Dispatch::Claim {
 	uint32_t tries;
 	uint32_t num_retries;
 	uint32_t interval_sec;
-	int conn_id; /* -1 once the outcome is in records_ */
+	int conn_id;                     /* -1 once the outcome is in records_ */
+	int64_t deadline_ms = 0;         /* its entry in deadlines_, while conn_id >= 0 */
+	const std::string *id = nullptr; /* its key in claims_ (stable: a node's key never moves) */
 };
 
 /* Frames the sidecar did not ask for (Stats) or that answer its own Pings are not buffered beyond
  * this much unsent output: a sidecar that stopped reading must not grow the buffer for ever. */
 constexpr size_t kMaxBufferedUnasked = 1 << 20;
+
+/* Cancelled events whose late Outcome a connection may still send (and is ignored): beyond this
+ * many, the oldest are forgotten, and an Outcome for one of those is a protocol error. */
+constexpr size_t kMaxCancelledKept = 4096;
+/* Event ids per Cancel frame. */
+constexpr size_t kCancelIdsPerFrame = 10000;
+constexpr uint32_t kMaxCancelsWithoutOutcome = 3;
 
 RetryDecision
 decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
@@ -73,13 +100,25 @@ decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retrie
 	return d;
 }
 
+/*
+ * response_json: the invocation log's response as Hasura writes it (mkInvocation in
+ * server/src-lib/Hasura/Eventing/EventTrigger.hs, the Response instance in
+ * Hasura/RQL/Types/Eventing.hs): a 2xx is {"type": "webhook_response", "data": {"body", "headers",
+ * "status"}}; any other status is {"type": "client_error", "data": {"message": <the body>}} (the
+ * status is only in the row's status column); no response is a client_error whose message is
+ * the error as JSON text, {"type": "http_exception", "message": ...}, as Hasura encodes an HTTP
+ * client exception (without its "request" object, which would name the resolved webhook). A
+ * body that is not UTF-8 text is ["Base64", "..."] (Hasura's TByteString); header names and
+ * values have invalid bytes replaced by U+FFFD (Hasura decodes them leniently). Every string
+ * goes through append_json_quoted, so the result is always readable as jsonb (json_text.hpp).
+ */
 std::string
 response_json(const proto::Outcome &o)
 {
 	std::string out;
-	if (o.http_status > 0) {
+	if (o.kind == proto::OutcomeKind::Delivered) {
 		out += "{\"type\": \"webhook_response\", \"data\": {\"body\": ";
-		append_json_quoted(out, o.response_body);
+		append_json_blob(out, o.response_body);
 		out += ", \"headers\": [";
 		bool first = true;
 		for (const auto &h : o.response_headers) {
@@ -93,15 +132,64 @@ response_json(const proto::Outcome &o)
 			out += "}";
 		}
 		out += "], \"status\": " + std::to_string(o.http_status) + "}, \"version\": \"2\"}";
-	} else {
-		out += "{\"type\": \"client_error\", \"data\": {\"message\": ";
-		const std::string &msg = o.error.empty() ? std::string("no response") : o.error;
-		append_json_quoted(out, msg);
-		out += "}, \"version\": \"2\"}";
+		return out;
 	}
+	out += "{\"type\": \"client_error\", \"data\": {\"message\": ";
+	if (o.http_status > 0) {
+		append_json_blob(out, o.response_body);
+	} else {
+		std::string exception = "{\"type\": \"http_exception\", \"message\": ";
+		append_json_quoted(exception, o.error.empty() ? std::string_view("no response") : std::string_view(o.error));
+		exception += "}";
+		append_json_quoted(out, exception);
+	}
+	out += "}, \"version\": \"2\"}";
 	return out;
 }
 
+#ifndef HASURA_EVENTS_VERSION
+#define HASURA_EVENTS_VERSION "unknown"
+#endif
+
+/*
+ * request_headers_json: the request headers as Hasura logs them (prepareHeaders in
+ * Hasura/Eventing/HTTP.hs): the default Content-Type and User-Agent first, then the configured
+ * headers as configured ({name, value}, or {name, value_from_env} naming the variable, never its
+ * value). As the sidecar sends them (sidecar/resolve.cpp): a configured header of a default's
+ * name replaces that default, and its User-Agent is hasura-events/<version>.
+ */
+std::string
+request_headers_json(const std::vector<proto::Header> &headers)
+{
+	auto configured = [&](const char *name) {
+		for (const proto::Header &h : headers)
+			if (h.name.size() == strlen(name) && strncasecmp(h.name.c_str(), name, h.name.size()) == 0)
+				return true;
+		return false;
+	};
+	std::string out;
+	out.reserve(128 + headers.size() * 64);
+	out += "[";
+	auto add = [&](std::string_view name, std::string_view value, bool from_env) {
+		if (out.size() > 1)
+			out += ", ";
+		out += "{\"name\": ";
+		append_json_quoted(out, name);
+		out += from_env ? ", \"value_from_env\": " : ", \"value\": ";
+		append_json_quoted(out, value);
+		out += "}";
+	};
+	if (!configured("Content-Type"))
+		add("Content-Type", "application/json", false);
+	if (!configured("User-Agent"))
+		add("User-Agent", "hasura-events/" HASURA_EVENTS_VERSION, false);
+	for (const proto::Header &h : headers)
+		add(h.name, h.value, h.from_env);
+	out += "]";
+	return out;
+}
+
+/* request_json: {"payload", "headers", "version"} as Hasura's WebhookRequest (mkWebhookReq). */
 std::string
 request_json(const std::string &body, const std::string &headers_json)
 {
@@ -121,8 +209,11 @@ Dispatch::~Dispatch() = default;
 void
 Dispatch::add_connection(int conn_id)
 {
-	conns_[conn_id] = std::make_unique<Connection>(conn_id, config_.max_frame);
-	conns_[conn_id]->heard_ms = now_ms_;
+	/* until its Hello, a connection may send nothing but a small Hello */
+	auto c = std::make_unique<Connection>(conn_id, std::min(proto::kMaxHelloFrame, config_.max_frame));
+	c->heard_ms = now_ms_;
+	c->accepted_ms = now_ms_;
+	conns_[conn_id] = std::move(c);
 }
 
 void
@@ -145,6 +236,7 @@ Dispatch::on_bytes(int conn_id, const char *data, size_t len)
 	c.work_since_ms = -1;
 	c.pinged = false;
 	c.reader.feed(data, len);
+	bool decoded = false;
 	for (;;) {
 		proto::Message msg;
 		std::string error;
@@ -155,10 +247,16 @@ Dispatch::on_bytes(int conn_id, const char *data, size_t len)
 			fail(c, "malformed frame: " + error);
 			break;
 		}
+		decoded = true;
 		handle(c, msg);
 		if (!c.close_reason.empty())
 			break;
 	}
+	/* the frame now incomplete began with these bytes if a frame ended in them */
+	if (c.reader.buffered() == 0)
+		c.partial_since_ms = -1;
+	else if (decoded || c.partial_since_ms < 0)
+		c.partial_since_ms = now_ms_;
 }
 
 void
@@ -180,11 +278,21 @@ Dispatch::handle(Connection &c, proto::Message &msg)
 			fail(c, rej.reason);
 			return;
 		}
+		if (ready_connections() >= config_.max_sidecars) {
+			proto::Reject rej{std::to_string(config_.max_sidecars) +
+							  " sidecars are connected to this database already"};
+			proto::encode(rej, c.out);
+			fail(c, rej.reason);
+			return;
+		}
 		c.welcomed = true;
 		c.sidecar_id = hello->sidecar_id;
+		c.reader.set_max_frame(config_.max_frame);
 		proto::encode(proto::Welcome{proto::kVersion, config_.database, config_.max_frame}, c.out);
 	} else if (auto *credit = std::get_if<proto::Credit>(&msg)) {
 		c.credits += credit->credits;
+		/* after a Cancel, the credits of the deliveries it dropped: it reads and works */
+		c.stalled = false;
 	} else if (auto *outcome = std::get_if<proto::Outcome>(&msg)) {
 		handle_outcome(c, *outcome);
 	} else if (auto *ping = std::get_if<proto::Ping>(&msg)) {
@@ -196,6 +304,8 @@ Dispatch::handle(Connection &c, proto::Message &msg)
 		/* nothing */
 	} else if (std::holds_alternative<proto::Goodbye>(msg)) {
 		c.draining = true;
+	} else if (auto *release = std::get_if<proto::Release>(&msg)) {
+		handle_release(c, *release);
 	} else {
 		fail(c, std::string("unexpected message from a sidecar: ") + proto::type_name(msg));
 	}
@@ -206,10 +316,21 @@ Dispatch::handle_outcome(Connection &c, proto::Outcome &o)
 {
 	auto it = claims_.find(o.event_id);
 	if (it == claims_.end() || it->second->conn_id != c.id) {
+		/* sent before the sidecar read our Cancel: the event is back in the queue (or in flight
+		 * again elsewhere), and this attempt's result is dropped: at least once */
+		if (c.cancelled.erase(o.event_id) > 0) {
+			stats_.late_outcomes++;
+			c.stalled = false;
+			c.cancels_without_outcome = 0;
+			return;
+		}
 		fail(c, "outcome for event " + o.event_id + ", which was not handed to this sidecar");
 		return;
 	}
 	Claim &claim = *it->second;
+	c.stalled = false;
+	c.cancels_without_outcome = 0;
+	forget_deadline(claim);
 	claim.conn_id = -1;
 	Record rec;
 	rec.event_id = o.event_id;
@@ -250,6 +371,7 @@ Dispatch::remove_connection(int conn_id)
 	size_t returned = 0;
 	for (auto it = claims_.begin(); it != claims_.end();) {
 		if (it->second->conn_id == conn_id) {
+			forget_deadline(*it->second);
 			it = claims_.erase(it);
 			returned++;
 		} else
@@ -282,7 +404,7 @@ Dispatch::claimable() const
 	uint64_t credits = 0;
 	for (const auto &kv : conns_) {
 		const Connection &c = *kv.second;
-		if (c.welcomed && !c.draining && c.close_reason.empty())
+		if (c.welcomed && !c.draining && !c.stalled && c.close_reason.empty())
 			credits += c.credits;
 	}
 	size_t room = claims_.size() >= config_.max_inflight ? 0 : config_.max_inflight - claims_.size();
@@ -315,7 +437,7 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 	std::vector<Connection *> ready;
 	for (auto &kv : conns_) {
 		Connection &c = *kv.second;
-		if (c.welcomed && !c.draining && c.close_reason.empty() && c.credits > 0)
+		if (c.welcomed && !c.draining && !c.stalled && c.close_reason.empty() && c.credits > 0)
 			ready.push_back(&c);
 	}
 	size_t next = ready.empty() ? 0 : size_t(rr_++) % ready.size();
@@ -355,12 +477,15 @@ Dispatch::hand_out(const ClaimedEventView *events, size_t n)
 		auto claim = std::make_unique<Claim>();
 		claim->trigger_name = e.trigger_name;
 		claim->body = std::move(d.body);
-		claim->headers_json = e.headers_json ? e.headers_json : "[]";
+		claim->headers_json = request_headers_json(d.headers);
 		claim->tries = e.tries;
 		claim->num_retries = e.num_retries;
 		claim->interval_sec = e.interval_sec;
 		claim->conn_id = target->id;
-		claims_[e.id] = std::move(claim);
+		claim->deadline_ms = now_ms_ + int64_t(e.timeout_sec) * 1000 + config_.outcome_grace_ms;
+		deadlines_.emplace(claim->deadline_ms, e.id);
+		auto placed = claims_.emplace(e.id, std::move(claim)).first;
+		placed->second->id = &placed->first;
 	}
 	return n;
 }
@@ -479,12 +604,232 @@ Dispatch::stats_json() const
 	char buf[512];
 	snprintf(buf, sizeof(buf),
 			 "{\"type\": \"event-trigger-process\", \"detail\": {\"num_events_fetched\": %llu, \"num_fetches\": %llu, "
-			 "\"delivered\": %llu, \"retried\": %llu, \"dead\": %llu, \"returned\": %llu, \"inflight\": %zu, "
-			 "\"sidecars\": %zu}}",
+			 "\"delivered\": %llu, \"retried\": %llu, \"dead\": %llu, \"returned\": %llu, \"cancelled\": %llu, "
+			 "\"inflight\": %zu, \"sidecars\": %zu}}",
 			 (unsigned long long)stats_.events_fetched, (unsigned long long)stats_.fetches,
 			 (unsigned long long)stats_.delivered, (unsigned long long)stats_.retried, (unsigned long long)stats_.dead,
-			 (unsigned long long)stats_.returned, claims_.size(), conns_.size());
+			 (unsigned long long)stats_.returned, (unsigned long long)stats_.cancelled, claims_.size(), conns_.size());
 	return buf;
 }
 
+/* ---------------------------------------------------------------- deadlines */
+
+void
+Dispatch::forget_deadline(Claim &claim)
+{
+	if (claim.id != nullptr)
+		deadlines_.erase(std::make_pair(claim.deadline_ms, *claim.id));
+}
+
+/*
+ * note_cancelled: remembers that c may still send an Outcome for event_id (one it sent before it
+ * read the Cancel), so that it is ignored instead of taken for a protocol error.
+ */
+void
+Dispatch::note_cancelled(Connection &c, const std::string &event_id)
+{
+	if (!c.cancelled.insert(event_id).second)
+		return;
+	c.cancelled_order.push_back(event_id);
+	while (c.cancelled_order.size() > kMaxCancelledKept) {
+		c.cancelled.erase(c.cancelled_order.front());
+		c.cancelled_order.pop_front();
+	}
+}
+
+/*
+ * expire_claims: the claims whose outcome is overdue leave the Dispatch as if their connection had
+ * gone (nothing was written for them: the event is simply due again), and each connection that
+ * held some gets one Cancel with their ids. The sidecar gives their credits back (docs/protocol.md);
+ * the connection gets no more work until it reports an outcome or grants credits, so a peer that
+ * takes events and never answers stops collecting them after its first deadline.
+ */
+size_t
+Dispatch::expire_claims()
+{
+	std::map<int, std::vector<std::string>> cancels;
+	size_t expired = 0;
+	while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms_) {
+		int64_t deadline = deadlines_.begin()->first;
+		std::string id = deadlines_.begin()->second;
+		deadlines_.erase(deadlines_.begin());
+		auto it = claims_.find(id);
+		if (it == claims_.end() || it->second->conn_id < 0 || it->second->deadline_ms != deadline)
+			continue; /* not a claim's entry any more (defensive: each is erased with its claim) */
+		cancels[it->second->conn_id].push_back(id);
+		claims_.erase(it);
+		expired++;
+	}
+	for (auto &kv : cancels) {
+		auto c = conns_.find(kv.first);
+		if (c == conns_.end())
+			continue;
+		Connection &conn = *c->second;
+		conn.stalled = true;
+		if (++conn.cancels_without_outcome >= kMaxCancelsWithoutOutcome)
+			fail(conn, "no outcome reported for the events of " + std::to_string(conn.cancels_without_outcome) +
+						   " Cancels in a row (hasura_events.outcome_grace)");
+		for (const std::string &id : kv.second)
+			note_cancelled(conn, id);
+		for (size_t at = 0; at < kv.second.size(); at += kCancelIdsPerFrame) {
+			proto::Cancel cancel;
+			size_t end = std::min(kv.second.size(), at + kCancelIdsPerFrame);
+			cancel.event_ids.assign(std::make_move_iterator(kv.second.begin() + long(at)),
+									std::make_move_iterator(kv.second.begin() + long(end)));
+			proto::encode(cancel, conn.out);
+		}
+	}
+	stats_.returned += expired;
+	stats_.cancelled += expired;
+	return expired;
+}
+
+size_t
+Dispatch::check_deadlines()
+{
+	for (auto &kv : conns_) {
+		Connection &c = *kv.second;
+		if (!c.close_reason.empty())
+			continue;
+		if (!c.welcomed && now_ms_ - c.accepted_ms >= config_.hello_timeout_ms)
+			fail(c, "no Hello within " + std::to_string(config_.hello_timeout_ms / 1000) + " s of connecting");
+		else if (c.partial_since_ms >= 0 && now_ms_ - c.partial_since_ms >= config_.frame_timeout_ms)
+			fail(c, "a frame is incomplete after " + std::to_string(config_.frame_timeout_ms / 1000) + " s (" +
+						std::to_string(c.reader.buffered()) + " bytes of it arrived)");
+	}
+	return expire_claims();
+}
+
+int64_t
+Dispatch::next_deadline_ms() const
+{
+	int64_t next = deadlines_.empty() ? INT64_MAX : deadlines_.begin()->first;
+	for (const auto &kv : conns_) {
+		const Connection &c = *kv.second;
+		if (!c.close_reason.empty())
+			continue;
+		if (!c.welcomed)
+			next = std::min(next, c.accepted_ms + config_.hello_timeout_ms);
+		if (c.partial_since_ms >= 0)
+			next = std::min(next, c.partial_since_ms + config_.frame_timeout_ms);
+	}
+	return next;
+}
+
+size_t
+Dispatch::handshaking_count() const
+{
+	size_t n = 0;
+	for (const auto &kv : conns_)
+		n += !kv.second->welcomed;
+	return n;
+}
+
+int
+Dispatch::oldest_handshake() const
+{
+	int oldest = -1;
+	int64_t since = INT64_MAX;
+	for (const auto &kv : conns_) {
+		const Connection &c = *kv.second;
+		if (!c.welcomed && c.accepted_ms < since) {
+			since = c.accepted_ms;
+			oldest = c.id;
+		}
+	}
+	return oldest;
+}
+
+/* ------------------------------------------------------------------ Release and holds */
+
+/* A hold longer than this is cut to it: a sidecar cannot keep a trigger from every other sidecar
+ * for longer than a breaker's longest cool-down could sensibly be. */
+constexpr int64_t kMaxHoldMs = 3600 * 1000;
+
+/*
+ * handle_release: the sidecar gives deliveries back that it never attempted (shutting down, or its
+ * circuit breaker for their webhook is open). The claims end here with nothing to record: the
+ * events stay as they are in event_log (no try, no invocation log) and the next claim finds
+ * them. Every id must be a claim this connection holds without an outcome reported; anything
+ * else is a protocol error, and nothing of that Release is applied.
+ */
+void
+Dispatch::handle_release(Connection &c, const proto::Release &r)
+{
+	for (const std::string &id : r.event_ids) {
+		auto it = claims_.find(id);
+		/* an event cancelled on this connection may cross our Cancel: it is back in the queue already */
+		if ((it == claims_.end() || it->second->conn_id != c.id) && c.cancelled.count(id) == 0) {
+			fail(c, "release of event " + id + ", which this sidecar does not hold");
+			return;
+		}
+	}
+	for (const std::string &id : r.event_ids) {
+		auto it = claims_.find(id);
+		if (it == claims_.end() || it->second->conn_id != c.id) {
+			c.cancelled.erase(id);
+			continue;
+		}
+		forget_deadline(*it->second);
+		claims_.erase(it);
+		stats_.returned++;
+		released_ = true;
+	}
+	for (const proto::Hold &h : r.holds) {
+		int64_t end = now_ms_ + std::min<int64_t>(h.hold_ms, kMaxHoldMs);
+		auto it = holds_.find(h.trigger_name);
+		if (h.hold_ms == 0) {
+			/* a hold of 0 ends a hold of that trigger */
+			if (it != holds_.end()) {
+				holds_.erase(it);
+				released_ = true;
+			}
+		} else if (it == holds_.end())
+			holds_.emplace(h.trigger_name, end);
+		else
+			it->second = end; /* the latest word of the breaker stands */
+	}
+}
+
+bool
+Dispatch::take_released()
+{
+	bool r = released_;
+	released_ = false;
+	return r;
+}
+
+const std::vector<const char *> &
+Dispatch::held_trigger_ptrs()
+{
+	held_ptrs_.clear();
+	for (const auto &kv : holds_)
+		if (kv.second > now_ms_)
+			held_ptrs_.push_back(kv.first.c_str());
+	return held_ptrs_;
+}
+
+bool
+Dispatch::expire_holds()
+{
+	bool ended = false;
+	for (auto it = holds_.begin(); it != holds_.end();) {
+		if (it->second <= now_ms_) {
+			it = holds_.erase(it);
+			ended = true;
+		} else
+			++it;
+	}
+	return ended;
+}
+
+int64_t
+Dispatch::next_hold_end_ms() const
+{
+	int64_t next = -1;
+	for (const auto &kv : holds_)
+		if (next < 0 || kv.second < next)
+			next = kv.second;
+	return next;
+}
 } // namespace hasura_events

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -43,8 +44,12 @@ constexpr int64_t kMaxRetryAfterSec = 24 * 3600;
 RetryDecision decide(const proto::Outcome &outcome, uint32_t tries_before, uint32_t num_retries, uint32_t interval_sec,
 					 uint32_t max_retry_after_attempts);
 
-/* The invocation log's response JSON (version "2"); invalid UTF-8 in the body becomes U+FFFD. */
+/* The invocation log's response JSON as Hasura writes it (version "2"; see dispatch.cpp), always
+ * readable as jsonb. */
 std::string response_json(const proto::Outcome &outcome);
+
+/* The request headers of the invocation log as Hasura logs them (defaults first). */
+std::string request_headers_json(const std::vector<proto::Header> &headers);
 
 /* The invocation log's request JSON (version "2"): {"payload": body, "headers": headers_json}. */
 std::string request_json(const std::string &body, const std::string &headers_json);
@@ -55,7 +60,7 @@ struct ClaimedEventView {
 	const char *trigger_name;
 	const char *webhook;
 	bool webhook_from_env;
-	const char *headers_json; /* the stored headers, for the invocation log */
+	const char *headers_json; /* the stored headers (the invocation log's are request_headers_json) */
 	int nheaders;
 	const char *const *header_names;
 	const char *const *header_values; /* a variable name where header_from_env */
@@ -97,8 +102,14 @@ struct RecordView {
 struct DispatchConfig {
 	uint32_t max_inflight = 1000;
 	uint32_t max_retry_after_attempts = 100;
-	uint32_t max_frame = proto::kDefaultMaxFrame;
+	uint32_t max_frame = proto::kMaxSidecarFrame; /* after the Hello; announced in Welcome */
 	std::string database;
+	/* a claim's outcome is overdue (the claim is taken back, check_deadlines) this long after its
+	 * trigger's timeout_sec (hasura_events.outcome_grace) */
+	int64_t outcome_grace_ms = 60000;
+	size_t max_sidecars = 64;         /* connections past their Hello; the next Hello is rejected */
+	int64_t hello_timeout_ms = 5000;  /* from accept to Hello */
+	int64_t frame_timeout_ms = 10000; /* from a frame's first byte to its last */
 };
 
 struct DispatchStats {
@@ -107,7 +118,9 @@ struct DispatchStats {
 	uint64_t delivered = 0;
 	uint64_t retried = 0;
 	uint64_t dead = 0;
-	uint64_t returned = 0; /* claims given back when a sidecar went away */
+	uint64_t returned = 0;      /* claims given back: a sidecar went away, released them, or was too late */
+	uint64_t cancelled = 0;     /* of those: taken back because their outcome was overdue */
+	uint64_t late_outcomes = 0; /* outcomes ignored because their claim had been cancelled */
 };
 
 class Dispatch {
@@ -131,6 +144,20 @@ public:
 	/* Sidecars that hold claims and have sent nothing: a Ping after a third of silence_ms, failed
 	 * (wants_close) after silence_ms. Returns how many it failed. */
 	size_t check_silence(int64_t silence_ms);
+
+	/*
+	 * The deadlines, at the clock of set_now: a connection without its Hello after
+	 * hello_timeout_ms, or in the middle of a frame for frame_timeout_ms, is failed (wants_close);
+	 * a claim without an outcome at timeout_sec + outcome_grace_ms after it was handed out is
+	 * dropped (the event is due again: the caller looks for it everywhere), and its connection gets
+	 * a Cancel and no more work until it reports an outcome or grants credits. Returns how many claims it dropped.
+	 */
+	size_t check_deadlines();
+	/* The earliest time check_deadlines has something to do (INT64_MAX: none); for the wait. */
+	int64_t next_deadline_ms() const;
+	/* Connections that have not said Hello yet, and the one accepted first among them (-1: none). */
+	size_t handshaking_count() const;
+	int oldest_handshake() const;
 
 	/* A sidecar connected (the socket was accepted and the peer checked). */
 	void add_connection(int conn_id);
@@ -171,6 +198,18 @@ public:
 	/* Sidecars past the handshake. */
 	size_t ready_connections() const;
 
+	/* Release: whether a sidecar gave claims back since the last call (they
+	 * may lie behind the claim cursor and floor: the next claim must look everywhere). */
+	bool take_released();
+	/* The triggers held now (a sidecar's circuit breaker is open for their webhook): the claim
+	 * skips their events. Pointers valid until the next call that changes holds. */
+	const std::vector<const char *> &held_trigger_ptrs();
+	/* Drops the holds that ended by now; true when one did (its events are due again, anywhere
+	 * in the claim index). */
+	bool expire_holds();
+	/* Milliseconds of the monotonic clock when the earliest hold ends; -1 when none. */
+	int64_t next_hold_end_ms() const;
+
 	/* Attempts reported and not yet recorded. */
 	size_t
 	record_count() const
@@ -207,16 +246,25 @@ private:
 	void handle(Connection &c, proto::Message &msg);
 	void handle_outcome(Connection &c, proto::Outcome &o);
 	void fail(Connection &c, const std::string &why);
+	void forget_deadline(Claim &claim);
+	size_t expire_claims();
+	void note_cancelled(Connection &c, const std::string &event_id);
+	void handle_release(Connection &c, const proto::Release &r);
 
 	DispatchConfig config_;
 	std::map<int, std::unique_ptr<Connection>> conns_;
 	std::unordered_map<std::string, std::unique_ptr<Claim>> claims_;
+	/* the outcome deadline of every claim held by a connection, earliest first */
+	std::set<std::pair<int64_t, std::string>> deadlines_;
 	std::vector<Record> records_;
 	std::vector<const char *> claimed_ptrs_;
 	std::vector<proto::FetchSample> fetch_samples_; /* since the last Stats */
 	DispatchStats stats_;
 	int rr_ = 0; /* round robin start among connections */
 	int64_t now_ms_ = 0;
+	std::map<std::string, int64_t> holds_; /* trigger -> when its hold ends (monotonic ms) */
+	std::vector<const char *> held_ptrs_;
+	bool released_ = false;
 };
 
 } // namespace hasura_events

@@ -28,7 +28,15 @@ CREATE FUNCTION hasura_events._assert_preloaded() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'hasura_events_assert_preloaded';
 SELECT hasura_events._assert_preloaded();
 
-CREATE SCHEMA hdb_catalog;
+-- hdb_catalog is Hasura's schema: a database Hasura used has it already (with Hasura's other
+-- objects, which stay as they are); otherwise the extension creates it.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'hdb_catalog') THEN
+        CREATE SCHEMA hdb_catalog;
+    END IF;
+END
+$$;
 
 -- Event and invocation ids: UUIDs version 7 as text, time-ordered (see hasura_events_gen_id).
 CREATE FUNCTION hasura_events.gen_id() RETURNS text
@@ -39,7 +47,77 @@ COMMENT ON FUNCTION hasura_events.gen_id() IS 'A new time-ordered UUID (version 
 -- Catalog
 -- ---------------------------------------------------------------------------------------------
 
-CREATE TABLE hdb_catalog.event_log (
+-- Taking over Hasura's catalog. A database Hasura v2 used holds hdb_catalog.event_log and
+-- hdb_catalog.event_invocation_logs already, with its history and backlog: they are converted in
+-- place to what the CREATE TABLE statements below define (those then skip them), keeping every
+-- row, and become the extension's tables (members, dumped by pg_dump as ours are). What differs in
+-- Hasura's: ids compare by the database collation, created_at and next_retry_at are timestamps
+-- without time zone (read in the TimeZone of the session running CREATE EXTENSION: set it first
+-- if Hasura's sessions used another), created_at may be null, the indexes (Hasura's claim index
+-- costs every event an entry; ours are created below), ids default to Hasura's uuid function, and
+-- older versions have no trigger_name in the invocation logs and a foreign key from them to the
+-- events (ours have none: logs may outlive events). Events Hasura left claimed (locked) are
+-- released: Hasura must be stopped before the extension takes over. Hasura's pg triggers keep
+-- recording events until each trigger is imported (replace_metadata or pg_create_event_trigger
+-- of the same name replaces them; see hasura_events._drop_hasura_pg_triggers).
+DO $takeover$
+DECLARE
+    tbl text;
+    r record;
+BEGIN
+    FOREACH tbl IN ARRAY ARRAY['event_log', 'event_invocation_logs'] LOOP
+        CONTINUE WHEN pg_catalog.to_regclass('hdb_catalog.' || tbl) IS NULL;
+        IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = ('hdb_catalog.' || tbl)::regclass) <> 'r' THEN
+            RAISE EXCEPTION USING ERRCODE = '42809', MESSAGE = pg_catalog.format('hdb_catalog.%s exists and is not a table', tbl),
+                HINT = 'hasura_events takes over Hasura''s event tables only; move the object away first.';
+        END IF;
+        -- every index but the primary key's, and the foreign keys between the two tables
+        FOR r IN SELECT c.conname FROM pg_catalog.pg_constraint c
+                 WHERE c.conrelid = ('hdb_catalog.' || tbl)::regclass AND c.contype = 'f' LOOP
+            EXECUTE pg_catalog.format('ALTER TABLE hdb_catalog.%I DROP CONSTRAINT %I', tbl, r.conname);
+        END LOOP;
+        FOR r IN SELECT i.indexrelid::regclass AS idx FROM pg_catalog.pg_index i
+                 WHERE i.indrelid = ('hdb_catalog.' || tbl)::regclass AND NOT i.indisprimary LOOP
+            EXECUTE pg_catalog.format('DROP INDEX %s', r.idx);
+        END LOOP;
+        EXECUTE pg_catalog.format('ALTER TABLE hdb_catalog.%I OWNER TO %I', tbl, current_user);
+    END LOOP;
+
+    IF pg_catalog.to_regclass('hdb_catalog.event_log') IS NOT NULL THEN
+        UPDATE hdb_catalog.event_log SET locked = NULL
+         WHERE locked IS NOT NULL AND NOT delivered AND NOT error AND NOT archived;
+        -- the primary key is rebuilt by the type change (its collation changes), at this fillfactor
+        SELECT c.relname AS pkey INTO r FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+         WHERE i.indrelid = 'hdb_catalog.event_log'::regclass AND i.indisprimary;
+        IF FOUND THEN
+            EXECUTE pg_catalog.format('ALTER INDEX hdb_catalog.%I SET (fillfactor = 50)', r.pkey);
+        ELSE
+            ALTER TABLE hdb_catalog.event_log ADD PRIMARY KEY (id) WITH (fillfactor = 50);
+        END IF;
+        ALTER TABLE hdb_catalog.event_log
+            ALTER COLUMN id TYPE text COLLATE "C",
+            ALTER COLUMN id SET DEFAULT hasura_events.gen_id(),
+            ALTER COLUMN created_at TYPE timestamptz USING coalesce(created_at::timestamptz, pg_catalog.now()),
+            ALTER COLUMN created_at SET DEFAULT pg_catalog.now(),
+            ALTER COLUMN created_at SET NOT NULL,
+            ALTER COLUMN next_retry_at TYPE timestamptz;
+        ALTER EXTENSION hasura_events ADD TABLE hdb_catalog.event_log;
+    END IF;
+    IF pg_catalog.to_regclass('hdb_catalog.event_invocation_logs') IS NOT NULL THEN
+        ALTER TABLE hdb_catalog.event_invocation_logs ADD COLUMN IF NOT EXISTS trigger_name text;
+        ALTER TABLE hdb_catalog.event_invocation_logs
+            ALTER COLUMN id TYPE text COLLATE "C",
+            ALTER COLUMN id SET DEFAULT hasura_events.gen_id(),
+            ALTER COLUMN event_id TYPE text COLLATE "C",
+            ALTER COLUMN created_at TYPE timestamptz USING coalesce(created_at::timestamptz, pg_catalog.now()),
+            ALTER COLUMN created_at SET DEFAULT pg_catalog.now(),
+            ALTER COLUMN created_at SET NOT NULL;
+        ALTER EXTENSION hasura_events ADD TABLE hdb_catalog.event_invocation_logs;
+    END IF;
+END
+$takeover$;
+
+CREATE TABLE IF NOT EXISTS hdb_catalog.event_log (
     -- ids compare bytewise (COLLATE "C"): the primary key is written and probed once per event
     -- and per outcome, and a linguistic collation only makes that slower. Its pages are filled
     -- to half (fillfactor 50): the outcome update gives every event a second entry next to its
@@ -88,7 +166,7 @@ CREATE INDEX event_log_claim_idx ON hdb_catalog.event_log
 CREATE INDEX event_log_dead_idx ON hdb_catalog.event_log (trigger_name, created_at)
     WHERE error AND NOT archived;
 
-CREATE TABLE hdb_catalog.event_invocation_logs (
+CREATE TABLE IF NOT EXISTS hdb_catalog.event_invocation_logs (
     id           text COLLATE "C" PRIMARY KEY DEFAULT hasura_events.gen_id(),
     trigger_name text,
     event_id     text COLLATE "C",
@@ -119,6 +197,8 @@ CREATE TABLE hasura_events.event_triggers (
     definition             jsonb NOT NULL,
     created_at             timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at             timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- optional parts of Hasura's form the trigger was defined without (see _export_omits)
+    export_omits           text[] NOT NULL DEFAULT '{}',
     CHECK ((webhook IS NULL) <> (webhook_from_env IS NULL)),
     CHECK (insert_spec IS NOT NULL OR update_spec IS NOT NULL OR delete_spec IS NOT NULL OR enable_manual)
 );
@@ -590,8 +670,10 @@ BEGIN
         DELETE FROM hasura_events.event_triggers WHERE name = def.name;
     END IF;
 
+    def.export_omits := hasura_events._export_omits(args);
     INSERT INTO hasura_events.event_triggers SELECT def.*;
     PERFORM hasura_events._create_pg_triggers(def);
+    PERFORM hasura_events._drop_hasura_pg_triggers(def.name);
     RETURN '{"message": "success"}';
 END
 $$;
@@ -802,6 +884,9 @@ BEGIN
         PERFORM hasura_events._check_keys(args, '{name,limit,offset,source}', 'args');
         RETURN hasura_events.get_event_invocation_logs(hasura_events._text_arg(args, 'name', 'args', true),
             hasura_events._int_arg(args, 'limit', 'args', 100, 0), hasura_events._int_arg(args, 'offset', 'args', 0, 0));
+    WHEN 'export_metadata', 'replace_metadata', 'reload_metadata', 'clear_metadata', 'create_event_trigger',
+         'delete_event_trigger', 'redeliver_event', 'invoke_event_trigger' THEN
+        RETURN hasura_events._metadata_request(req_type, args, request);
     WHEN 'pg_get_event_by_id' THEN
         PERFORM hasura_events._expect(args, 'object', 'args');
         PERFORM hasura_events._check_keys(args, '{event_id,invocation_log_limit,invocation_log_offset,source}', 'args');
@@ -811,7 +896,8 @@ BEGIN
     ELSE
         PERFORM hasura_events._fail('22023', pg_catalog.format('unsupported request type "%s"', req_type),
             'Supported: pg_create_event_trigger, pg_delete_event_trigger, pg_redeliver_event, pg_invoke_event_trigger, '
-            'pg_get_event_logs, pg_get_event_invocation_logs, pg_get_event_by_id, bulk.');
+            'pg_get_event_logs, pg_get_event_invocation_logs, pg_get_event_by_id, bulk, export_metadata, replace_metadata, '
+            'reload_metadata, clear_metadata, create_event_trigger, delete_event_trigger, redeliver_event, invoke_event_trigger.');
     END CASE;
 END
 $$;
@@ -893,8 +979,11 @@ END
 $$;
 
 REVOKE ALL ON SCHEMA hasura_events, hdb_catalog FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA hasura_events, hdb_catalog FROM PUBLIC;
+-- In hdb_catalog only the extension's tables: Hasura's other objects there are left as they are.
+REVOKE ALL ON ALL TABLES IN SCHEMA hasura_events FROM PUBLIC;
+REVOKE ALL ON hdb_catalog.event_log, hdb_catalog.event_invocation_logs FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA hasura_events FROM PUBLIC;
 GRANT USAGE ON SCHEMA hasura_events, hdb_catalog TO hasura_events_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA hasura_events, hdb_catalog TO hasura_events_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA hasura_events TO hasura_events_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON hdb_catalog.event_log, hdb_catalog.event_invocation_logs TO hasura_events_admin;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA hasura_events TO hasura_events_admin;

@@ -52,8 +52,8 @@ event_log_relid(void)
  *
  * ExecOpenIndices gives every statement new IndexInfos, and ExecInsertIndexTuples prepares a
  * partial index's predicate and an expression index's expressions for them on first use
- * (expression_planner, then ExecInitQual/ExecInitExpr): for the claim index, ~14,000
- * instructions, paid once per statement, which a single-row INSERT pays for its one event. The
+ * (expression_planner, then ExecInitQual/ExecInitExpr): work paid once per statement, which a
+ * single-row INSERT pays in full for its one event. The
  * prepared states depend only on the index's definition, so they are kept per index, in their
  * own memory context, and handed to each statement's IndexInfos.
  *
@@ -208,8 +208,8 @@ use_cached_index_states(ResultRelInfo *rri)
 
 /*
  * new_bulk_insert_state: GetBulkInsertState without its ring of buffers (see the caller).
- * GetBulkInsertState sets up a 16 MB BULKWRITE ring, ~8,700 instructions, that we would drop at
- * once: a single-row INSERT paid that for its one event.
+ * GetBulkInsertState sets up a 16 MB BULKWRITE ring that we would drop at once: a single-row
+ * INSERT paid for it for its one event.
  */
 BulkInsertState
 new_bulk_insert_state(void)

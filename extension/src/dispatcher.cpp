@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "dispatch.hpp"
+#include "repeat_limiter.hpp"
 #include "socket_io.hpp"
 
 extern "C" {
@@ -131,7 +132,12 @@ SPIPlanPtr invocation_plan = NULL;
 
 MemoryContext loop_ctx = NULL;
 
-constexpr int kMaxConnections = 64;
+constexpr int kMaxConnections = 64; /* sidecars past their Hello */
+/* connections waiting for their Hello: when all are taken, the oldest makes room for a new one,
+ * so connections that never say Hello cannot lock sidecars out (each is closed after
+ * DispatchConfig::hello_timeout_ms anyway) */
+constexpr int kMaxHandshakes = 16;
+constexpr int kMaxSockets = kMaxConnections + kMaxHandshakes;
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr size_t kMaxReadPerWake = 8 * 1024 * 1024;
 
@@ -143,6 +149,8 @@ dispatcher_config(const char *dbname)
 	c.max_inflight = (uint32_t)hasura_events_max_inflight;
 	c.max_retry_after_attempts = (uint32_t)hasura_events_max_retry_after_attempts;
 	c.database = dbname;
+	c.outcome_grace_ms = hasura_events_outcome_grace_ms;
+	c.max_sidecars = kMaxConnections;
 	return c;
 }
 
@@ -211,7 +219,8 @@ keep_plan(const char *sql, int nargs, Oid *argtypes)
 	"  FROM hdb_catalog.event_log e "                                                                                  \
 	" WHERE NOT e.delivered AND NOT e.error AND NOT e.archived "                                                       \
 	"   AND COALESCE(e.next_retry_at, '-infinity'::timestamptz) <= pg_catalog.now() "                                  \
-	"   AND " filter " " /* an event whose definition is gone must not take a place in the batch */                    \
+	"   AND " filter " "                 /* an event whose definition is gone must not take a place in the batch */    \
+	"   AND e.trigger_name <> ALL ($6) " /* triggers a sidecar holds (its webhook's circuit breaker is open) */        \
 	"   AND EXISTS (SELECT 1 FROM hasura_events.event_triggers t WHERE t.name = e.trigger_name) "                      \
 	" ORDER BY COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id "                               \
 	" LIMIT $2"
@@ -226,7 +235,8 @@ const char *const kClaimSql =
 	CLAIM_QUERY("e.id <> ALL ($1) AND (COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at) >= "
 				"('-infinity'::timestamptz, $3)");
 /* After the last event the previous claim went through ($3, $4, $5): the events in flight are
- * behind it (a few may not be, after a claim from the start; hand_out skips those). $1 unused. */
+ * behind it (a few may not be, after a claim from the start; hand_out skips those). $1 unused.
+ * Both: $6 the triggers held (Dispatch::held_trigger_ptrs). */
 const char *const kClaimAfterSql = CLAIM_QUERY(
 	"(COALESCE(e.next_retry_at, '-infinity'::timestamptz), e.created_at, e.id) > ($3, $4, $5 COLLATE \"C\")");
 
@@ -252,7 +262,7 @@ const char *const kDefinitionsSql =
  * nothing but marks the trigger-name index's key as updated: Postgres then does not take the new
  * entry for a duplicate of an old version and spares that index the b-tree bottom-up deletion
  * passes, which never find anything to delete there (the entry is the event's first in that
- * index). Measured: -4 % of the dispatcher's CPU in a drain.
+ * index).
  */
 const char *const kOutcomeSql =
 	"UPDATE hdb_catalog.event_log e "
@@ -271,7 +281,7 @@ const char *const kOutcomeSql =
 /*
  * The outcome update of the delivered events of a batch, nearly all of them in a drain: the same
  * new values for every row, so no join with the outcomes: one scan of the primary key with the
- * ids as its array key (measured: -4 % of the dispatcher's CPU, against kOutcomeSql for all).
+ * ids as its array key (cheaper than kOutcomeSql's join with the unnested outcomes).
  * Retries and dead events go through kOutcomeSql, in the same transaction.
  */
 const char *const kDeliveredSql = "UPDATE hdb_catalog.event_log e "
@@ -482,11 +492,19 @@ claim_in_tx(int want, bool after_cursor, bool full_scan)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "hasura_events: claiming events");
 	if (claim_plan == NULL) {
-		Oid types[5] = {TEXTARRAYOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
-		claim_plan = keep_plan(kClaimSql, 3, types);
-		claim_after_plan = keep_plan(kClaimAfterSql, 5, types);
+		Oid types[6] = {TEXTARRAYOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID};
+		claim_plan = keep_plan(kClaimSql, 6, types);
+		claim_after_plan = keep_plan(kClaimAfterSql, 6, types);
 	}
-	Datum args[5];
+	Datum args[6];
+	/* $4 and $5 are not used by kClaimSql: any value of their type */
+	args[3] = TimestampTzGetDatum(DT_NOBEGIN);
+	args[4] = CStringGetTextDatum("");
+	{
+		const std::vector<const char *> *held = NULL;
+		DISPATCH_GUARD("listing holds", held = &dispatch->held_trigger_ptrs());
+		args[5] = text_array(held->data(), (int)held->size());
+	}
 	if (after_cursor) {
 		args[0] = text_array(NULL, 0);
 		args[2] = TimestampTzGetDatum(cursor.due);
@@ -594,14 +612,65 @@ claim_in_tx(int want, bool after_cursor, bool full_scan)
 }
 
 /*
+ * The attempt-failure lines of the server log are rate-limited: per interval, the first failure
+ * of each kind (trigger, outcome kind, status, result (retry or dead), error) is written, the
+ * others are counted, and one line says how many were left out (log_suppressed_attempts). A
+ * webhook that keeps failing the same way costs a few lines per interval instead of one each.
+ */
+constexpr int64_t kAttemptLogIntervalMs = 10000;
+hasura_events::RepeatLimiter *attempt_log_limiter = NULL;
+std::string *attempt_log_summary = NULL; /* pop_summary's line; not on a stack that can ereport */
+int64 monotonic_ms(void);
+
+/* attempt_log_admits: false when this failure's line is only counted (see above). Not inlined:
+ * inlined into write_outcomes, its guard makes gcc see the record's fields as maybe unset. */
+pg_noinline bool
+attempt_log_admits(const RecordView *r)
+{
+	StringInfoData key;
+	initStringInfo(&key);
+	appendStringInfoString(&key, "\"trigger\": ");
+	escape_json(&key, r->trigger_name);
+	appendStringInfo(&key, ", \"kind\": \"%s\", \"status\": %d, \"result\": \"%s\"", r->outcome, r->http_status,
+					 r->dead ? "dead" : "retry");
+	if (r->error[0] != '\0') {
+		appendStringInfoString(&key, ", \"error\": ");
+		escape_json(&key, r->error);
+	}
+	bool admit = true;
+	int64 now_ms = monotonic_ms();
+	DISPATCH_GUARD("rate-limiting the attempt log",
+				   admit = attempt_log_limiter->admit(std::string(key.data, (size_t)key.len), now_ms));
+	pfree(key.data);
+	return admit;
+}
+
+/* log_suppressed_attempts: the summary line of every interval that is over and left lines out. */
+void
+log_suppressed_attempts(int64 now_ms)
+{
+	for (;;) {
+		bool got = false;
+		DISPATCH_GUARD("summarizing the attempt log",
+					   got = attempt_log_limiter->pop_summary(now_ms, *attempt_log_summary));
+		if (!got)
+			return;
+		ereport(LOG, (errmsg("hasura_events: %s", attempt_log_summary->c_str()), errhidestmt(true)));
+	}
+}
+
+/*
  * log_attempt: one JSON line per attempt in the server log (hasura_events.log_attempts), with
- * the fields of the sidecar's attempt log. Header values and URLs are never part of it.
+ * the fields of the sidecar's attempt log. Header values and URLs are never part of it. Failures
+ * are rate-limited (attempt_log_admits).
  */
 void
 log_attempt(const RecordView *r)
 {
 	if (hasura_events_log_attempts == LOG_ATTEMPTS_NONE ||
 		(hasura_events_log_attempts == LOG_ATTEMPTS_FAILURES && r->delivered))
+		return;
+	if (!r->delivered && !attempt_log_admits(r))
 		return;
 	StringInfoData buf;
 	initStringInfo(&buf);
@@ -956,8 +1025,8 @@ struct WaitSetState {
 	WaitEventSet *set;
 	bool stale;
 	int nconn;
-	int fds[kMaxConnections];
-	bool out[kMaxConnections];
+	int fds[kMaxSockets];
+	bool out[kMaxSockets];
 } waits = {NULL, true, 0, {}, {}};
 
 WaitEventSet *
@@ -973,7 +1042,7 @@ wait_set(const int *fds, const bool *out, int nconn)
 	}
 	if (waits.set != NULL)
 		FreeWaitEventSet(waits.set);
-	waits.set = CreateWaitEventSet(TopMemoryContext, 3 + kMaxConnections);
+	waits.set = CreateWaitEventSet(TopMemoryContext, 3 + kMaxSockets);
 	AddWaitEventToSet(waits.set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(waits.set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(waits.set, WL_SOCKET_READABLE, listen_fd, NULL, (void *)(intptr_t)-1);
@@ -1001,8 +1070,42 @@ lose_connection(int fd, const char *why, ClaimPlan &plan)
 	plan.look_everywhere();
 }
 
+/*
+ * note_releases: claims a sidecar gave back (Release) and holds that ended put events due again
+ * behind the claim cursor and floor (a held trigger's events stay there while held): the next
+ * claim looks everywhere, as after a lost connection.
+ */
 void
-accept_connections(void)
+note_releases(ClaimPlan &plan)
+{
+	bool again = false;
+	DISPATCH_GUARD("checking releases and holds", {
+		again = dispatch->take_released();
+		again = dispatch->expire_holds() || again;
+	});
+	if (again)
+		plan.look_everywhere();
+}
+
+/*
+ * check_deadlines: the Dispatch's deadlines (Dispatch::check_deadlines). Claims it took back are
+ * due again anywhere in the claim index, as those of a closed connection.
+ */
+void
+check_deadlines(ClaimPlan &plan)
+{
+	size_t overdue = 0;
+	DISPATCH_GUARD("checking deadlines", overdue = dispatch->check_deadlines());
+	if (overdue == 0)
+		return;
+	plan.look_everywhere();
+	ereport(LOG, (errmsg("hasura_events: %zu events returned to the queue: no outcome within their trigger's "
+						 "timeout_sec plus hasura_events.outcome_grace (%d ms); their sidecars were sent a Cancel",
+						 overdue, hasura_events_outcome_grace_ms)));
+}
+
+void
+accept_connections(ClaimPlan &plan)
 {
 	for (;;) {
 		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1012,8 +1115,14 @@ accept_connections(void)
 			return;
 		}
 		uid_t uid = (uid_t)-1;
-		size_t nconn = 0;
-		DISPATCH_GUARD("counting connections", nconn = dispatch->connection_count());
+		size_t nconn = 0, ready = 0, handshaking = 0;
+		int oldest = -1;
+		DISPATCH_GUARD("counting connections", {
+			nconn = dispatch->connection_count();
+			ready = dispatch->ready_connections();
+			handshaking = dispatch->handshaking_count();
+			oldest = dispatch->oldest_handshake();
+		});
 		if (!peer_allowed(fd, &uid)) {
 			ereport(LOG, (errmsg("hasura_events: refused a sidecar running as OS user %d", (int)uid),
 						  errhint("Run the sidecar as the server's OS user, or list its uid in "
@@ -1031,10 +1140,16 @@ accept_connections(void)
 			close(fd);
 			continue;
 		}
-		if (nconn >= (size_t)kMaxConnections) {
+		if (ready >= (size_t)kMaxConnections) {
 			ereport(LOG, (errmsg("hasura_events: refused a sidecar: %d connections already", kMaxConnections)));
 			close(fd);
 			continue;
+		}
+		if ((handshaking >= (size_t)kMaxHandshakes || nconn >= (size_t)kMaxSockets) && oldest >= 0) {
+			char why[128];
+			snprintf(why, sizeof(why), "closed to make room: %d connections were waiting for their Hello",
+					 (int)handshaking);
+			lose_connection(oldest, why, plan);
 		}
 		DISPATCH_GUARD("adding a connection", dispatch->add_connection(fd));
 		waits.stale = true;
@@ -1089,12 +1204,12 @@ monotonic_ms(void)
 
 /* list_connections: the sidecar sockets, and whether each has output waiting. */
 int
-list_connections(int fds[kMaxConnections], bool has_output[kMaxConnections])
+list_connections(int fds[kMaxSockets], bool has_output[kMaxSockets])
 {
 	int n = 0;
 	DISPATCH_GUARD("listing connections", {
 		std::vector<int> ids = dispatch->connection_ids();
-		n = (int)std::min(ids.size(), (size_t)kMaxConnections);
+		n = (int)std::min(ids.size(), (size_t)kMaxSockets);
 		for (int i = 0; i < n; i++) {
 			fds[i] = ids[i];
 			has_output[i] = !dispatch->outbuf(ids[i]).empty();
@@ -1236,7 +1351,11 @@ hasura_events_dispatcher_main(Datum main_arg)
 		SetLatch(launcher); /* it may go on with the next database */
 
 	open_listen_socket(dboid);
-	DISPATCH_GUARD("creating the dispatcher state", dispatch = new Dispatch(dispatcher_config(dbname)));
+	DISPATCH_GUARD("creating the dispatcher state", {
+		dispatch = new Dispatch(dispatcher_config(dbname));
+		attempt_log_limiter = new hasura_events::RepeatLimiter("attempt failures suppressed", kAttemptLogIntervalMs);
+		attempt_log_summary = new std::string();
+	});
 
 	loop_ctx = AllocSetContextCreate(TopMemoryContext, "hasura_events dispatcher loop", ALLOCSET_DEFAULT_SIZES);
 	char *readbuf = (char *)MemoryContextAlloc(TopMemoryContext, kReadChunk);
@@ -1249,14 +1368,15 @@ hasura_events_dispatcher_main(Datum main_arg)
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hasura_events_stats_log_interval_s * 1000L);
 	TimestampTz next_metrics = GetCurrentTimestamp();
 	int64 next_silence_check_ms = monotonic_ms();
+	int64 next_summary_ms = monotonic_ms();
 
 	while (!hasura_events_got_sigterm) {
 		MemoryContextSwitchTo(loop_ctx);
 		MemoryContextReset(loop_ctx);
 
 		/* wait: latch, postmaster death, the listening socket, every sidecar */
-		int conn_fds[kMaxConnections];
-		bool conn_out[kMaxConnections];
+		int conn_fds[kMaxSockets];
+		bool conn_out[kMaxSockets];
 		int nconn = list_connections(conn_fds, conn_out);
 
 		size_t room = 0;
@@ -1283,10 +1403,19 @@ hasura_events_dispatcher_main(Datum main_arg)
 			timeout_ms = Max(0L, (long)((next - now) / 1000));
 			if (inflight > 0) /* sidecars hold events: their silence is checked every second */
 				timeout_ms = Min(timeout_ms, Max(0L, (long)(next_silence_check_ms - monotonic_ms())));
+			/* the earliest outcome, Hello or frame deadline (no polling for them) */
+			int64 deadline = INT64_MAX;
+			DISPATCH_GUARD("reading deadlines", deadline = dispatch->next_deadline_ms());
+			if (deadline != INT64_MAX)
+				timeout_ms = Min(timeout_ms, (long)Max((int64)0, deadline - monotonic_ms()));
+			int64 hold_end = -1;
+			DISPATCH_GUARD("reading holds", hold_end = dispatch->next_hold_end_ms());
+			if (hold_end >= 0) /* a held trigger's events are due again when its hold ends */
+				timeout_ms = Min(timeout_ms, Max(0L, (long)(hold_end - monotonic_ms())));
 		}
 
 		WaitEventSet *set = wait_set(conn_fds, conn_out, nconn);
-		WaitEvent events[3 + kMaxConnections];
+		WaitEvent events[3 + kMaxSockets];
 		int nev = WaitEventSetWait(set, timeout_ms, events, 3 + nconn, PG_WAIT_EXTENSION);
 
 		CHECK_FOR_INTERRUPTS();
@@ -1301,7 +1430,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 		DISPATCH_GUARD("setting the clock", dispatch->set_now(mono_now));
 
 		bool accept_now = false;
-		int closed[kMaxConnections];
+		int closed[kMaxSockets];
 		int nclosed = 0;
 		for (int i = 0; i < nev; i++) {
 			WaitEvent *ev = &events[i];
@@ -1325,6 +1454,9 @@ hasura_events_dispatcher_main(Datum main_arg)
 		}
 		for (int i = 0; i < nclosed; i++)
 			lose_connection(closed[i], "the sidecar disconnected", plan);
+		/* claims whose outcome is overdue go back to the queue; connections late with their Hello
+		 * or in the middle of a frame for too long are failed, and closed below */
+		check_deadlines(plan);
 		/* sidecars that hold events and went silent (stopped, hung) are failed here, and closed
 		 * below: their events go back to the queue */
 		if (mono_now >= next_silence_check_ms) {
@@ -1351,15 +1483,16 @@ hasura_events_dispatcher_main(Datum main_arg)
 			}
 		}
 		if (accept_now)
-			accept_connections();
+			accept_connections(plan);
+		note_releases(plan);
 
 		now = GetCurrentTimestamp();
 		if (now >= next_retry_check) {
 			plan.look_again();
 			/* every 60th check looks from the very beginning: it finds what no commit announced
 			 * (a committed prepared transaction, a row changed by hand). Rarely: until vacuum has
-			 * been, it walks the claim index entries of every event delivered since (~0.1 s after
-			 * a 200k-event drain), and the claims waiting behind it wait that long */
+			 * been, it walks the claim index entries of every event delivered since, and the
+			 * claims waiting behind it wait that long */
 			if (++retry_checks % kFullLookEveryChecks == 0)
 				plan.full_scan = true;
 			next_retry_check = TimestampTzPlusMilliseconds(now, hasura_events_retry_check_interval_ms);
@@ -1387,7 +1520,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 				send_stats();
 				took_ms = (long)((GetCurrentTimestamp() - started) / 1000);
 			}
-			/* the figures walk the whole backlog (~0.6 s for a million pending events), and claims
+			/* the figures walk the whole backlog, and claims
 			 * wait meanwhile: with a big backlog they are sent less often, so that they never take
 			 * more than ~5 % of the dispatcher's time */
 			next_metrics = TimestampTzPlusMilliseconds(now, Max((long)hasura_events_metrics_interval_ms, 20 * took_ms));
@@ -1400,6 +1533,10 @@ hasura_events_dispatcher_main(Datum main_arg)
 			if (conn_out[i] && !write_connection(conn_fds[i]))
 				lose_connection(conn_fds[i], "writing to the sidecar failed", plan);
 
+		if (mono_now >= next_summary_ms) {
+			log_suppressed_attempts(mono_now);
+			next_summary_ms = mono_now + 1000;
+		}
 		if (now >= next_stats) {
 			log_stats();
 			next_stats = TimestampTzPlusMilliseconds(now, hasura_events_stats_log_interval_s * 1000L);
@@ -1408,6 +1545,7 @@ hasura_events_dispatcher_main(Datum main_arg)
 
 	/* shutdown: record what was reported; unreported claims are simply due again at restart */
 	record_outcomes();
+	log_suppressed_attempts(INT64_MAX);
 	log_stats();
 	proc_exit(0);
 }

@@ -22,6 +22,7 @@ int hasura_events_max_retry_after_attempts = 100;
 char *hasura_events_allowed_peer_uids = NULL;
 int hasura_events_metrics_interval_ms = 5000;
 int hasura_events_sidecar_timeout_ms = 30000;
+int hasura_events_outcome_grace_ms = 60000;
 int hasura_events_log_attempts = LOG_ATTEMPTS_FAILURES;
 
 static const struct config_enum_entry log_attempts_options[] = {
@@ -53,6 +54,14 @@ hasura_events_define_gucs(void)
 							"A third of the way in the dispatcher pings it, and a live sidecar answers at once; one "
 							"that stays silent (stopped, hung) is disconnected and its events go back to the queue.",
 							&hasura_events_sidecar_timeout_ms, 30000, 1000, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("hasura_events.outcome_grace",
+							"How long after its trigger's timeout_sec an event handed to a sidecar may wait for its "
+							"outcome.",
+							"Then the dispatcher takes it back (it is delivered again, maybe by another sidecar), "
+							"sends that sidecar a Cancel, and gives that sidecar no more events until it reports an "
+							"outcome. Applies to events handed out after a reload.",
+							&hasura_events_outcome_grace_ms, 60000, 1000, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("hasura_events.paused", "Pauses delivery: events are still recorded, none is sent.", NULL,
 							 &hasura_events_paused, false, PGC_SIGHUP, 0, NULL, NULL, NULL);

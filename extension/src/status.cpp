@@ -92,9 +92,9 @@ hasura_events_worker_status(PG_FUNCTION_ARGS)
  * _queue_stats. The dispatcher sends these figures to the sidecars every
  * hasura_events.metrics_interval (5 s), between two claims, so their cost must follow the backlog
  * and never the delivered history. A SQL query left that to the planner, and with statistics
- * taken while a backlog waited it chose a sequential scan of the whole log (70-140 ms on a 150k-row
- * log, every 5 s, with the claims of fresh events waiting behind it: the p99 of the latency
- * benchmark). So the scan is fixed here: the claim index (undelivered events) and the dead-event
+ * taken while a backlog waited it chose a sequential scan of the whole log, every 5 s, with the
+ * claims of fresh events waiting behind it (a latency spike for every event claimed meanwhile).
+ * So the scan is fixed here: the claim index (undelivered events) and the dead-event
  * index, walked in full. The index entries of delivered events that vacuum has not removed yet
  * are marked dead by the first scan that meets them, as every index scan does, and cost little
  * after that. Without either index (dropped by hand) the same figures come from the table.

@@ -23,6 +23,7 @@ extern int hasura_events_batch_size;
 extern int hasura_events_max_inflight;
 extern int hasura_events_retry_check_interval_ms;
 extern int hasura_events_sidecar_timeout_ms;
+extern int hasura_events_outcome_grace_ms;
 extern bool hasura_events_paused;
 extern int hasura_events_stats_log_interval_s;
 extern int hasura_events_max_retry_after_attempts;

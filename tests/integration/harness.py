@@ -146,14 +146,15 @@ class Receiver:
     """tests/receiver/receiver.py on 127.0.0.1. answers: it also logs each response it sends
     (answers()). down() and up() stop it and start it again on the same port, same logs."""
 
-    def __init__(self, answers=False):
+    def __init__(self, port=0, answers=False):
+        # port 0: a free one; a given port: e.g. one a webhook was refused on until now
         fd, self.log = tempfile.mkstemp(prefix="he_recv_", suffix=".jsonl")
         os.close(fd)
         self.answers_log = None
         if answers:
             fd, self.answers_log = tempfile.mkstemp(prefix="he_answers_", suffix=".jsonl")
             os.close(fd)
-        self.port = 0
+        self.port = port
         self.up()
         self.base = f"http://127.0.0.1:{self.port}"
 

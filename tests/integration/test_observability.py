@@ -144,6 +144,35 @@ class Env:
         self.close()
 
 
+# Hasura's event-trigger metrics and their labels (Hasura docs, docs/docs/event-triggers/
+# observability-and-performace.mdx; server/src-lib/Hasura/Eventing/EventTrigger.hs labels them with
+# DynamicEventTriggerLabel trigger_name source_name): a dashboard written for Hasura selects and
+# groups by these. Histograms add le to their buckets.
+HASURA_LABELS = {
+    "hasura_event_invocations_total": {"trigger_name", "source_name", "status"},
+    "hasura_event_processed_total": {"trigger_name", "source_name", "status"},
+    "hasura_event_processing_time_seconds": {"trigger_name", "source_name"},
+    "hasura_event_queue_time_seconds": {"trigger_name", "source_name"},
+    "hasura_event_webhook_processing_time_seconds": {"trigger_name", "source_name"},
+    "hasura_event_trigger_http_workers": set(),
+}
+
+
+def check_hasura_labels(samples):
+    """Every sample of Hasura's per-trigger families carries exactly Hasura's label names."""
+    seen = set()
+    for key in samples:
+        name, _, rest = key.partition("{")
+        family = next((f for f in HASURA_LABELS if name in (f, f + "_bucket", f + "_sum", f + "_count")), None)
+        if family is None:
+            continue
+        labels = {kv.split("=")[0] for kv in rest.rstrip("}").split(",") if kv}
+        want = HASURA_LABELS[family] | ({"le"} if name.endswith("_bucket") else set())
+        assert labels == want, f"{key}: labels {sorted(labels)}, Hasura's are {sorted(want)}"
+        seen.add(family)
+    assert seen == set(HASURA_LABELS), f"families missing: {set(HASURA_LABELS) - seen}"
+
+
 def promtool_check(text):
     assert PROMTOOL, "promtool not found (Debian package prometheus)"
     p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
@@ -222,9 +251,9 @@ def metrics_after_known_deliveries():
                            "retries_scheduled": 2, "errored": 1}]},
         ]
         env.start_worker([ok, ok, ok, fail, fail, retry], stats)
-        inv_ok = 'hasura_event_invocations_total{database="obsdb",trigger="orders",status="success"}'
-        inv_bad = 'hasura_event_invocations_total{database="obsdb",trigger="refunds",status="failed"}'
-        fetch_count = 'hasura_event_fetch_time_per_batch_seconds_count{database="obsdb"}'
+        inv_ok = 'hasura_event_invocations_total{source_name="obsdb",trigger_name="orders",status="success"}'
+        inv_bad = 'hasura_event_invocations_total{source_name="obsdb",trigger_name="refunds",status="failed"}'
+        fetch_count = 'hasura_event_fetch_time_per_batch_seconds_count{source_name="obsdb"}'
 
         def settled():
             s = parse_metrics(env.metrics())
@@ -240,27 +269,29 @@ def metrics_after_known_deliveries():
             assert key in s, f"missing {key}\n{text}"
             return s[key]
 
-        db = {"database": DATABASE}
-        assert v("hasura_event_processed_total", **db, trigger="orders", status="success") == 3
-        assert v("hasura_event_processed_total", **db, trigger="refunds", status="failed") == 3
-        assert 'trigger="orders",status="failed"' not in text and 'trigger="refunds",status="success"' not in text
-        assert v("hasura_event_trigger_request_bytes_total", **db, trigger="orders") == 3 * len(ok["body"])
-        assert v("hasura_event_trigger_request_bytes_total", **db, trigger="refunds") == \
+        db = {"source_name": DATABASE}
+        assert v("hasura_event_processed_total", **db, trigger_name="orders", status="success") == 3
+        # as Hasura: the Retry-After answer leaves its event retrying, so it is not processed yet
+        # (these bodies carry no delivery_info: every other failure counts as the last try)
+        assert v("hasura_event_processed_total", **db, trigger_name="refunds", status="failed") == 2
+        assert 'trigger_name="orders",status="failed"' not in text and 'trigger_name="refunds",status="success"' not in text
+        assert v("hasura_event_trigger_request_bytes_total", **db, trigger_name="orders") == 3 * len(ok["body"])
+        assert v("hasura_event_trigger_request_bytes_total", **db, trigger_name="refunds") == \
             2 * len(fail["body"]) + len(retry["body"])
         reply = len(json.dumps({"status": 200}))  # the receiver's body, same length for 500 and 503
-        assert v("hasura_event_trigger_response_bytes_total", **db, trigger="orders") == 3 * reply
-        assert v("hasura_event_trigger_response_bytes_total", **db, trigger="refunds") == 3 * reply
+        assert v("hasura_event_trigger_response_bytes_total", **db, trigger_name="orders") == 3 * reply
+        assert v("hasura_event_trigger_response_bytes_total", **db, trigger_name="refunds") == 3 * reply
         for trig in ("orders", "refunds"):
-            assert v("hasura_event_webhook_processing_time_seconds_count", **db, trigger=trig) == 3
-            assert v("hasura_event_webhook_processing_time_seconds_bucket", **db, trigger=trig, le="+Inf") == 3
+            assert v("hasura_event_webhook_processing_time_seconds_count", **db, trigger_name=trig) == 3
+            assert v("hasura_event_webhook_processing_time_seconds_bucket", **db, trigger_name=trig, le="+Inf") == 3
             # created 2 s before: no sample below 1 s, all of them below 60 s
-            assert v("hasura_event_queue_time_seconds_count", **db, trigger=trig) == 3
-            assert v("hasura_event_queue_time_seconds_bucket", **db, trigger=trig, le="1") == 0
-            assert v("hasura_event_queue_time_seconds_bucket", **db, trigger=trig, le="60") == 3
-            assert v("hasura_event_queue_time_seconds_sum", **db, trigger=trig) >= 6
-            assert v("hasura_event_processing_time_seconds_count", **db, trigger=trig) == 3
-            assert v("hasura_event_processing_time_seconds_sum", **db, trigger=trig) >= \
-                v("hasura_event_queue_time_seconds_sum", **db, trigger=trig)
+            assert v("hasura_event_queue_time_seconds_count", **db, trigger_name=trig) == 3
+            assert v("hasura_event_queue_time_seconds_bucket", **db, trigger_name=trig, le="1") == 0
+            assert v("hasura_event_queue_time_seconds_bucket", **db, trigger_name=trig, le="60") == 3
+            assert v("hasura_event_queue_time_seconds_sum", **db, trigger_name=trig) >= 6
+            assert v("hasura_event_processing_time_seconds_count", **db, trigger_name=trig) == 3
+            assert v("hasura_event_processing_time_seconds_sum", **db, trigger_name=trig) >= \
+                v("hasura_event_queue_time_seconds_sum", **db, trigger_name=trig)
         assert v("hasura_event_trigger_http_workers") == 0
         assert v("hasura_events_sidecar_queue_length") == 0
         assert v("hasura_events_connected_workers") == 1
@@ -270,17 +301,18 @@ def metrics_after_known_deliveries():
         assert v("hasura_event_fetch_time_per_batch_seconds_bucket", **db, le="1") == 3
         assert abs(v("hasura_event_fetch_time_per_batch_seconds_sum", **db) - 0.732) < 1e-9
         assert v("hasura_events_fetched_per_batch", **db) == 2
-        assert v("hasura_events_pending_events", **db, trigger="orders") == 0
-        assert v("hasura_events_pending_events", **db, trigger="refunds") == 3
-        assert v("hasura_events_oldest_pending_age_seconds", **db, trigger="refunds") == math.inf
-        assert 'hasura_events_oldest_pending_age_seconds{database="obsdb",trigger="refunds"} +Inf' in text
-        assert v("hasura_events_retries_scheduled", **db, trigger="refunds") == 2
-        assert v("hasura_events_error_events", **db, trigger="refunds") == 1
-        assert 'trigger="gone"' not in text, "a trigger absent from the latest Stats must disappear"
+        assert v("hasura_events_pending_events", **db, trigger_name="orders") == 0
+        assert v("hasura_events_pending_events", **db, trigger_name="refunds") == 3
+        assert v("hasura_events_oldest_pending_age_seconds", **db, trigger_name="refunds") == math.inf
+        assert 'hasura_events_oldest_pending_age_seconds{source_name="obsdb",trigger_name="refunds"} +Inf' in text
+        assert v("hasura_events_retries_scheduled", **db, trigger_name="refunds") == 2
+        assert v("hasura_events_error_events", **db, trigger_name="refunds") == 1
+        assert 'trigger_name="gone"' not in text, "a trigger absent from the latest Stats must disappear"
         assert v("hasura_events_inflight", **db) == 0
         assert v("hasura_events_worker_restarts_total", **db) == 1
         for family in ("counter", "gauge", "histogram"):
             assert f" {family}\n" in text
+        check_hasura_labels(s)
         promtool_check(text)
 
         # the worker goes away: its gauges go, the counters stay
@@ -290,7 +322,7 @@ def metrics_after_known_deliveries():
         wait_for(lambda: "hasura_events_pending_events" not in env.metrics(), timeout=10, what="gauges dropped")
         s = parse_metrics(env.metrics())
         assert s[inv_ok] == 3 and s["hasura_events_connected_workers"] == 0
-        assert s['hasura_events_worker_restarts_total{database="obsdb"}'] == 1
+        assert s['hasura_events_worker_restarts_total{source_name="obsdb"}'] == 1
 
 
 @test
@@ -336,8 +368,8 @@ def logs_have_fields_and_no_secrets():
         assert by_trigger["refused"]["kind"] == "client_error" and by_trigger["refused"]["error"]
         assert by_trigger["missing"]["kind"] == "client_error" and "OBS_NOT_SET" in by_trigger["missing"]["error"]
         s = parse_metrics(metrics)
-        assert s['hasura_event_invocations_total{database="obsdb",trigger="missing",status="failed"}'] == 1
-        assert 'hasura_event_trigger_request_bytes_total{database="obsdb",trigger="missing"}' not in s, \
+        assert s['hasura_event_invocations_total{source_name="obsdb",trigger_name="missing",status="failed"}'] == 1
+        assert 'hasura_event_trigger_request_bytes_total{source_name="obsdb",trigger_name="missing"}' not in s, \
             "no request was sent for a missing variable"
         promtool_check(metrics)
 
@@ -379,10 +411,10 @@ def prometheus_scrapes_the_sidecar():
             status, _, body = http_get(api + "targets", timeout=5)
             targets = json.loads(body)["data"]["activeTargets"]
             assert status == 200 and targets and targets[0]["health"] == "up" and not targets[0]["lastError"], targets
-            r = wait_for(lambda: query('hasura_event_invocations_total{trigger="scraped",status="success"}'),
+            r = wait_for(lambda: query('hasura_event_invocations_total{trigger_name="scraped",status="success"}'),
                          timeout=15, interval=0.5, what="an ingested sidecar counter")
-            assert r[0]["value"][1] == "1" and r[0]["metric"]["database"] == DATABASE, r
-            r = wait_for(lambda: query('hasura_events_pending_events{trigger="scraped"}'), timeout=15, interval=0.5,
+            assert r[0]["value"][1] == "1" and r[0]["metric"]["source_name"] == DATABASE, r
+            r = wait_for(lambda: query('hasura_events_pending_events{trigger_name="scraped"}'), timeout=15, interval=0.5,
                          what="an ingested Stats gauge")
             assert r[0]["value"][1] == "4", r
         except Exception:
@@ -438,24 +470,31 @@ def real_worker_figures_reach_the_metrics():
         def settled():
             st, _, body = http_get(f"http://127.0.0.1:{port}/metrics")
             m = parse_metrics(body)
-            ok = (v(m, "hasura_events_pending_events", database=db, trigger="later_hook") == 3
-                  and v(m, "hasura_events_error_events", database=db, trigger="dead_hook") == 3)
+            ok = (v(m, "hasura_events_pending_events", source_name=db, trigger_name="later_hook") == 3
+                  and v(m, "hasura_events_error_events", source_name=db, trigger_name="dead_hook") == 3)
             return (m, body) if ok else None
 
         m, body = hwait(settled, timeout=20, what="worker figures in the metrics")
         promtool_check(body)
-        assert v(m, "hasura_events_pending_events", database=db, trigger="ok_hook") == 0
-        assert v(m, "hasura_events_pending_events", database=db, trigger="dead_hook") == 0
-        assert v(m, "hasura_events_retries_scheduled", database=db, trigger="later_hook") == 3
-        assert v(m, "hasura_events_oldest_pending_age_seconds", database=db, trigger="later_hook") > 0
-        assert v(m, "hasura_events_worker_restarts_total", database=db) == 0
+        assert v(m, "hasura_events_pending_events", source_name=db, trigger_name="ok_hook") == 0
+        assert v(m, "hasura_events_pending_events", source_name=db, trigger_name="dead_hook") == 0
+        assert v(m, "hasura_events_retries_scheduled", source_name=db, trigger_name="later_hook") == 3
+        assert v(m, "hasura_events_oldest_pending_age_seconds", source_name=db, trigger_name="later_hook") > 0
+        assert v(m, "hasura_events_worker_restarts_total", source_name=db) == 0
         assert v(m, "hasura_events_connected_workers") == 1
-        assert v(m, "hasura_events_inflight", database=db) == 0
-        assert v(m, "hasura_event_invocations_total", database=db, trigger="ok_hook", status="success") == 3
-        assert v(m, "hasura_event_invocations_total", database=db, trigger="dead_hook", status="failed") == 6
-        assert v(m, "hasura_event_invocations_total", database=db, trigger="later_hook", status="failed") == 3
-        assert v(m, "hasura_event_fetch_time_per_batch_seconds_count", database=db) >= 1
-        assert v(m, "hasura_event_queue_time_seconds_count", database=db, trigger="ok_hook") == 3
+        assert v(m, "hasura_events_inflight", source_name=db) == 0
+        assert v(m, "hasura_event_invocations_total", source_name=db, trigger_name="ok_hook", status="success") == 3
+        assert v(m, "hasura_event_invocations_total", source_name=db, trigger_name="dead_hook", status="failed") == 6
+        assert v(m, "hasura_event_invocations_total", source_name=db, trigger_name="later_hook", status="failed") == 3
+        assert v(m, "hasura_event_fetch_time_per_batch_seconds_count", source_name=db) >= 1
+        assert v(m, "hasura_event_queue_time_seconds_count", source_name=db, trigger_name="ok_hook") == 3
+        # hasura_event_processed_total counts as Hasura's: an event once, success when delivered,
+        # failed when a failed try leaves no retry (retryOrSetError in Hasura/Eventing/EventTrigger.hs):
+        # dead_hook's 3 events count 3 (not their 6 failed attempts), later_hook's, still retrying, none
+        assert v(m, "hasura_event_processed_total", source_name=db, trigger_name="ok_hook", status="success") == 3
+        assert v(m, "hasura_event_processed_total", source_name=db, trigger_name="dead_hook", status="failed") == 3
+        assert v(m, "hasura_event_processed_total", source_name=db, trigger_name="later_hook", status="failed") is None
+        check_hasura_labels(m)
         # the SQL views tell the same story
         rows = c.psql("SELECT trigger_name, pending, retrying, errored FROM hasura_events.trigger_status "
                       "ORDER BY trigger_name")
@@ -474,7 +513,7 @@ def real_worker_figures_reach_the_metrics():
 
         def restarted():
             st, _, body = http_get(f"http://127.0.0.1:{port}/metrics")
-            return v(parse_metrics(body), "hasura_events_worker_restarts_total", database=db) == 1
+            return v(parse_metrics(body), "hasura_events_worker_restarts_total", source_name=db) == 1
         hwait(restarted, timeout=20, what="restart counted")
     finally:
         sidecar.stop()

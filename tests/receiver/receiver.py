@@ -19,6 +19,9 @@ A webhook receiver for tests (standard library only). Appends one JSON line per 
   /random-hang/SEED/PCT/H
                       hangs H seconds then answers 504 for PCT % of the requests (chosen as
                       above), else 200 at once
+  /answer/S/B[/H]     status S with the body whose bytes are the hex string B (any bytes: NUL,
+                      invalid UTF-8...), Content-Type text/plain; with H, also the header
+                      X-Odd whose value is the bytes of the hex string H, sent as they are
   anything else       404
 
 With --answers LOG, one JSON line per response, written just before the response is sent (so
@@ -128,13 +131,24 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 with open(self.server.answers_path, "a", encoding="utf-8") as f:
                     f.write(line + "\n")
+        content_type, raw_headers = "application/json", b""
+        if parts[0] == "answer" and len(parts) > 2:
+            try:
+                status, payload = int(parts[1]), bytes.fromhex(parts[2])
+                if len(parts) > 3:
+                    raw_headers = b"X-Odd: " + bytes.fromhex(parts[3]) + b"\r\n"
+                content_type = "text/plain"
+            except ValueError:
+                status, payload = 400, b"bad /answer path"
         try:
             self.send_response(status)
             for k, v in extra.items():
                 self.send_header(k, v)
             if parts[0] == "folded":  # raw lines: send_header cannot write folding
                 self._headers_buffer.append(b"X-Folded: first\r\n  second\r\n \r\n\tthird\r\n")
-            self.send_header("Content-Type", "application/json")
+            if raw_headers:  # raw bytes: send_header would encode them as latin-1
+                self._headers_buffer.append(raw_headers)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -7,13 +7,26 @@
  */
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <climits>
 #include <string>
 #include <vector>
 
 #include "dispatch.hpp"
 #include "event_json.hpp"
+#include "json_text.hpp"
 #include "protocol.hpp"
+#include "repeat_limiter.hpp"
 #include "validation.hpp"
+
+/* the version dispatch.cpp names in the User-Agent it logs (the Makefiles define it) */
+#ifdef HASURA_EVENTS_VERSION
+#define HASURA_EVENTS_VERSION_FOR_TEST HASURA_EVENTS_VERSION
+#else
+#define HASURA_EVENTS_VERSION_FOR_TEST "unknown"
+#endif
+
+#define FFFD "\xef\xbf\xbd" /* U+FFFD as the writers put it */
 
 using namespace hasura_events;
 namespace proto = hasura_events::proto;
@@ -169,23 +182,179 @@ TEST(InvocationJson, WebhookResponse)
 								"\"status\": 200}, \"version\": \"2\"}");
 }
 
-TEST(InvocationJson, ClientError)
+namespace {
+
+/*
+ * readable_as_jsonb: whether Postgres 15's jsonb input would take this JSON text as far as
+ * strings go (src/common/jsonapi.c, json_lex_string, and jsonb's de-escaping): valid UTF-8, no
+ * \u0000 escape, no escape of a surrogate that is not a high one directly followed by its low
+ * one. The writers never escape surrogates at all, which this also accepts.
+ */
+bool
+readable_as_jsonb(const std::string &json, std::string *why)
 {
-	proto::Outcome o = outcome(proto::OutcomeKind::ClientError, 0);
-	o.error = "Timeout was reached";
-	EXPECT_EQ(response_json(o),
-			  "{\"type\": \"client_error\", \"data\": {\"message\": \"Timeout was reached\"}, \"version\": \"2\"}");
+	if (!is_utf8_text(json, false)) {
+		*why = "not valid UTF-8";
+		return false;
+	}
+	long pending_high = -1;
+	for (size_t i = 0; i < json.size(); i++) {
+		if (json[i] != '\\') {
+			if (pending_high >= 0) {
+				*why = "high surrogate not followed by a low one";
+				return false;
+			}
+			continue;
+		}
+		char e = json[++i];
+		if (e != 'u') {
+			if (pending_high >= 0) {
+				*why = "high surrogate not followed by a low one";
+				return false;
+			}
+			continue;
+		}
+		long cp = std::stol(json.substr(i + 1, 4), nullptr, 16);
+		i += 4;
+		if (cp == 0) {
+			*why = "\\u0000";
+			return false;
+		}
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (pending_high >= 0) {
+				*why = "two high surrogates";
+				return false;
+			}
+			pending_high = cp;
+		} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+			if (pending_high < 0) {
+				*why = "lone low surrogate";
+				return false;
+			}
+			pending_high = -1;
+		} else if (pending_high >= 0) {
+			*why = "high surrogate not followed by a low one";
+			return false;
+		}
+	}
+	return true;
 }
 
-TEST(InvocationJson, InvalidUtf8IsReplaced)
+/* bytes a webhook may answer with that JSON text may not hold as they are */
+const std::vector<std::string> kOddBytes = {
+	std::string("a\0b", 3),          /* NUL */
+	std::string("\0", 1),            /* only a NUL */
+	"\\ud800 lone \\udc00 \\ud800x", /* surrogate escapes, as raw text */
+	"\xed\xa0\x80",                  /* a UTF-8-encoded surrogate (CESU) */
+	"\xff\xfe bad \xc0\xaf",         /* invalid and overlong */
+	"cut \xe2\x82",                  /* a sequence cut by --max-response-bytes */
+	"\xf4\x90\x80\x80",              /* above U+10FFFF */
+	"ctl \x01\x1f\x7f \"q\" \\",     /* control characters, quote, backslash */
+	"\xf0\x9f\x98\x80 ok",           /* a code point above U+FFFF */
+};
+
+} // namespace
+
+TEST(InvocationJson, NonSuccessIsClientErrorWithTheBody)
 {
-	/* a response body is any bytes: the log must stay valid JSON (protocol/json_text.cpp) */
+	/* Hasura's mkInvocation: any status outside 2xx is mkClientErr of the body; status and
+	 * headers are not in the response JSON (the status is the row's status column) */
 	proto::Outcome o = outcome(proto::OutcomeKind::HttpError, 500);
-	o.response_body = std::string("ok \xff \xc3\x28 \xe2\x82 \xf0\x9f\x98\x80 \xc0\xaf a\0b", 22);
-	std::string json = response_json(o);
-	EXPECT_NE(json.find("\"body\": \"ok \\ufffd \\ufffd( \\ufffd\\ufffd \xf0\x9f\x98\x80 \\ufffd\\ufffd a\\u0000b\""),
-			  std::string::npos)
-		<< json;
+	o.response_body = "oops";
+	o.response_headers = {{"Content-Type", "text/plain"}};
+	EXPECT_EQ(response_json(o), "{\"type\": \"client_error\", \"data\": {\"message\": \"oops\"}, \"version\": \"2\"}");
+	o = outcome(proto::OutcomeKind::HttpError, 302);
+	EXPECT_EQ(response_json(o), "{\"type\": \"client_error\", \"data\": {\"message\": \"\"}, \"version\": \"2\"}");
+}
+
+TEST(InvocationJson, NoResponseIsAnHttpException)
+{
+	/* Hasura writes an HTTP client exception as its JSON text: {"type": "http_exception", ...} */
+	proto::Outcome o = outcome(proto::OutcomeKind::ClientError, 0);
+	o.error = "Timeout was reached";
+	EXPECT_EQ(response_json(o), "{\"type\": \"client_error\", \"data\": {\"message\": \"{\\\"type\\\": "
+								"\\\"http_exception\\\", \\\"message\\\": \\\"Timeout was reached\\\"}\"}, "
+								"\"version\": \"2\"}");
+	o.error.clear();
+	EXPECT_NE(response_json(o).find("no response"), std::string::npos);
+}
+
+TEST(InvocationJson, BodyThatIsNotUtf8IsBase64)
+{
+	/* Hasura's TByteString: bytes that do not decode as UTF-8 are ["Base64", "..."] */
+	proto::Outcome o = outcome(proto::OutcomeKind::Delivered, 200);
+	o.response_body = "\xff\xfe\xfd";
+	EXPECT_EQ(response_json(o), "{\"type\": \"webhook_response\", \"data\": {\"body\": [\"Base64\", \"//79\"], "
+								"\"headers\": [], \"status\": 200}, \"version\": \"2\"}");
+	o = outcome(proto::OutcomeKind::HttpError, 500);
+	o.response_body = std::string("ok \xed\xa0\x80", 6);
+	EXPECT_EQ(response_json(o),
+			  "{\"type\": \"client_error\", \"data\": {\"message\": [\"Base64\", \"b2sg7aCA\"]}, \"version\": \"2\"}");
+	/* a body cut inside a sequence (--max-response-bytes) is still text */
+	o.response_body = "caf\xc3";
+	EXPECT_EQ(response_json(o),
+			  "{\"type\": \"client_error\", \"data\": {\"message\": \"caf" FFFD "\"}, \"version\": \"2\"}");
+}
+
+TEST(InvocationJson, NulBecomesReplacementCharacter)
+{
+	/* U+0000 cannot be read back as jsonb (22P05): it is written as U+FFFD, in the body, the
+	 * headers and the error text alike */
+	proto::Outcome o = outcome(proto::OutcomeKind::Delivered, 200);
+	o.response_body = std::string("a\0b", 3);
+	o.response_headers = {{"X-Odd", std::string("v\0\xff", 3)}};
+	EXPECT_EQ(response_json(o), "{\"type\": \"webhook_response\", \"data\": {\"body\": \"a" FFFD "b\", "
+								"\"headers\": [{\"name\": \"X-Odd\", \"value\": \"v" FFFD FFFD "\"}], "
+								"\"status\": 200}, \"version\": \"2\"}");
+	o = outcome(proto::OutcomeKind::ClientError, 0);
+	o.error = std::string("bad\0", 4);
+	EXPECT_EQ(response_json(o).find("\\u0000"), std::string::npos) << response_json(o);
+}
+
+TEST(InvocationJson, RawSurrogateEscapeTextStaysText)
+{
+	/* a body holding the six characters \ud800 is text: its backslash is escaped, so no
+	 * surrogate escape reaches Postgres */
+	proto::Outcome o = outcome(proto::OutcomeKind::Delivered, 200);
+	o.response_body = "\\ud800";
+	EXPECT_EQ(response_json(o), "{\"type\": \"webhook_response\", \"data\": {\"body\": \"\\\\ud800\", "
+								"\"headers\": [], \"status\": 200}, \"version\": \"2\"}");
+}
+
+TEST(InvocationJson, EveryOutcomeIsReadableAsJsonb)
+{
+	for (const std::string &bytes : kOddBytes) {
+		for (auto kind :
+			 {proto::OutcomeKind::Delivered, proto::OutcomeKind::HttpError, proto::OutcomeKind::ClientError}) {
+			proto::Outcome o = outcome(kind, kind == proto::OutcomeKind::ClientError ? 0 : 200);
+			o.response_body = bytes;
+			o.error = bytes;
+			o.response_headers = {{bytes, bytes}};
+			std::string json = response_json(o), why;
+			EXPECT_TRUE(readable_as_jsonb(json, &why)) << why << ": " << json;
+		}
+		std::string json = request_json("{}", request_headers_json({proto::Header{bytes, bytes, false}})), why;
+		EXPECT_TRUE(readable_as_jsonb(json, &why)) << why << ": " << json;
+	}
+	std::string why;
+	EXPECT_FALSE(readable_as_jsonb("\"\\u0000\"", &why)) << "the checker itself";
+	EXPECT_FALSE(readable_as_jsonb("\"\\ud800\"", &why));
+	EXPECT_FALSE(readable_as_jsonb("\"\\udc00\"", &why));
+	EXPECT_TRUE(readable_as_jsonb("\"\\ud83d\\ude00 \\\\ud800\"", &why)) << why;
+}
+
+TEST(InvocationJson, RequestHeadersAsHasuraLogsThem)
+{
+	/* Hasura's prepareHeaders: the defaults first, then the configured headers as configured */
+	EXPECT_EQ(request_headers_json({proto::Header{"X-Key", "K", true}, proto::Header{"X-A", "1", false}}),
+			  "[{\"name\": \"Content-Type\", \"value\": \"application/json\"}, {\"name\": \"User-Agent\", \"value\": "
+			  "\"hasura-events/" HASURA_EVENTS_VERSION_FOR_TEST "\"}, {\"name\": \"X-Key\", \"value_from_env\": "
+			  "\"K\"}, {\"name\": \"X-A\", \"value\": \"1\"}]");
+	/* a configured header of a default's name replaces it, as the sidecar sends it */
+	EXPECT_EQ(request_headers_json(
+				  {proto::Header{"content-type", "text/plain", false}, proto::Header{"USER-AGENT", "me", false}}),
+			  "[{\"name\": \"content-type\", \"value\": \"text/plain\"}, {\"name\": \"USER-AGENT\", \"value\": "
+			  "\"me\"}]");
 }
 
 TEST(InvocationJson, Request)
@@ -542,4 +711,399 @@ TEST(Dispatch, SilenceWithoutClaimsIsFine)
 	EXPECT_TRUE(s.received().empty());
 	std::string why;
 	EXPECT_FALSE(d.wants_close(1, why));
+}
+
+namespace {
+
+proto::Outcome
+delivered(const std::string &id)
+{
+	proto::Outcome o = outcome(proto::OutcomeKind::Delivered, 200);
+	o.event_id = id;
+	return o;
+}
+
+std::vector<std::string>
+cancelled_ids(const std::vector<proto::Message> &msgs)
+{
+	std::vector<std::string> ids;
+	for (const auto &m : msgs)
+		if (auto *c = std::get_if<proto::Cancel>(&m))
+			ids.insert(ids.end(), c->event_ids.begin(), c->event_ids.end());
+	return ids;
+}
+
+} // namespace
+
+/* A claim without an outcome at its trigger's timeout_sec + outcome_grace after it was handed
+ * out goes back (it leaves the claims, as when a sidecar goes away); its connection gets a Cancel
+ * with its id and no more work until it reports an outcome; a late outcome for it is ignored. */
+TEST(Dispatch, OverdueClaimsAreCancelled)
+{
+	DispatchConfig cfg = config();
+	cfg.outcome_grace_ms = 60000;
+	Dispatch d(cfg);
+	d.set_now(0);
+	FakeSidecar s(d, 1);
+	s.handshake(10);
+	EXPECT_EQ(d.next_deadline_ms(), INT64_MAX); /* nothing held */
+	Events ev(3);                               /* timeout_sec 5 */
+	ASSERT_EQ(d.hand_out(ev.views.data(), 2), 2u);
+	d.set_now(1000);
+	ev.views[2].timeout_sec = 1; /* another trigger's: the earliest deadline of the three */
+	ASSERT_EQ(d.hand_out(&ev.views[2], 1), 1u);
+	EXPECT_EQ(s.received().size(), 3u);
+	EXPECT_EQ(d.next_deadline_ms(), 62000);
+	d.set_now(61999);
+	EXPECT_EQ(d.check_deadlines(), 0u);
+	d.set_now(62000);
+	EXPECT_EQ(d.check_deadlines(), 1u);
+	EXPECT_EQ(cancelled_ids(s.received()), std::vector<std::string>{"e2"});
+	EXPECT_EQ(d.inflight(), 2u);
+	EXPECT_EQ(d.next_deadline_ms(), 65000);
+	/* a connection that let a claim expire gets nothing more, whatever its credits */
+	EXPECT_EQ(d.claimable(), 0u);
+	Events more(1, "m");
+	EXPECT_EQ(d.hand_out(more.views.data(), 1), 0u);
+	d.set_now(65000);
+	EXPECT_EQ(d.check_deadlines(), 2u);
+	EXPECT_EQ(cancelled_ids(s.received()), (std::vector<std::string>{"e0", "e1"}));
+	EXPECT_EQ(d.inflight(), 0u);
+	EXPECT_EQ(d.claimed_ids().size(), 0u); /* the next claim finds them */
+	EXPECT_EQ(d.next_deadline_ms(), INT64_MAX);
+	EXPECT_EQ(d.stats().cancelled, 3u);
+	EXPECT_EQ(d.stats().returned, 3u);
+	EXPECT_EQ(d.check_deadlines(), 0u); /* once */
+	/* the outcome it sent before it read the Cancel: ignored (no record, no close), and proof
+	 * that it works: it may have events again */
+	s.send(delivered("e1"));
+	std::string why;
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	EXPECT_EQ(d.record_count(), 0u);
+	EXPECT_EQ(d.stats().late_outcomes, 1u);
+	EXPECT_EQ(d.claimable(), 10u - 3u);
+	/* a Credit ends the stall too: what a sidecar sends for the deliveries a Cancel dropped */
+	d.set_now(200000);
+	ASSERT_EQ(d.hand_out(&ev.views[0], 1), 1u);
+	d.set_now(200000 + 65000);
+	EXPECT_EQ(d.check_deadlines(), 1u);
+	EXPECT_EQ(d.claimable(), 0u);
+	s.send(proto::Credit{1});
+	EXPECT_EQ(d.claimable(), 10u - 3u);
+	d.set_now(65000);
+	/* e1 handed out again, to the same sidecar: its next outcome is this claim's */
+	ASSERT_EQ(d.hand_out(&ev.views[1], 1), 1u);
+	EXPECT_EQ(d.next_deadline_ms(), 65000 + 65000);
+	s.send(delivered("e1"));
+	ASSERT_EQ(d.record_count(), 1u);
+	EXPECT_EQ(d.next_deadline_ms(), INT64_MAX); /* recorded: no deadline */
+	d.clear_records();
+	/* a second late outcome for the same cancellation is not expected: a protocol error */
+	s.send(delivered("e1"));
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_NE(why.find("not handed to this sidecar"), std::string::npos) << why;
+}
+
+/* A peer that grants credits after each Cancel (which ends the stall) but never reports is
+ * closed at its third Cancel in a row; one outcome in between starts the count again. */
+TEST(Dispatch, PeerThatNeverReportsIsClosedAfterThreeCancels)
+{
+	DispatchConfig cfg = config();
+	cfg.outcome_grace_ms = 1000;
+	Dispatch d(cfg);
+	int64_t now = 0;
+	d.set_now(now);
+	FakeSidecar s(d, 1);
+	s.handshake(100);
+	Events ev(1); /* timeout_sec 5: a deadline 6 s after the hand-out */
+	std::string why;
+	auto round = [&]() {
+		EXPECT_EQ(d.hand_out(ev.views.data(), 1), 1u);
+		now += 6000;
+		d.set_now(now);
+		EXPECT_EQ(d.check_deadlines(), 1u);
+		s.send(proto::Credit{1});
+	};
+	round();
+	round();
+	s.send(delivered("e0")); /* a late outcome: it works after all */
+	round();
+	round();
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	round();
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_NE(why.find("3 Cancels in a row"), std::string::npos) << why;
+}
+
+/* Claims that end otherwise leave no deadline behind: a reported outcome, a closed connection. */
+TEST(Dispatch, DeadlinesEndWithTheirClaims)
+{
+	Dispatch d(config());
+	d.set_now(0);
+	FakeSidecar a(d, 1), b(d, 2);
+	a.handshake(10, "a");
+	b.handshake(10, "b");
+	Events ev(4);
+	ASSERT_EQ(d.hand_out(ev.views.data(), 4), 4u);
+	std::vector<std::string> to_a;
+	for (const auto &m : a.received())
+		to_a.push_back(std::get<proto::Deliver>(m).event_id);
+	b.received();
+	ASSERT_EQ(to_a.size(), 2u);
+	for (const auto &id : to_a)
+		a.send(delivered(id));
+	EXPECT_EQ(d.remove_connection(2), 2u);
+	EXPECT_EQ(d.next_deadline_ms(), INT64_MAX);
+	d.set_now(1000000);
+	EXPECT_EQ(d.check_deadlines(), 0u);
+	EXPECT_EQ(d.stats().cancelled, 0u);
+	EXPECT_EQ(d.record_count(), 2u);
+}
+
+/* A connection must say Hello within hello_timeout_ms; until then only a small frame is read. */
+TEST(Dispatch, HandshakeIsBoundedInTimeAndSize)
+{
+	Dispatch d(config());
+	d.set_now(1000);
+	FakeSidecar quiet(d, 1), talker(d, 2), big(d, 3);
+	EXPECT_EQ(d.handshaking_count(), 3u);
+	EXPECT_EQ(d.oldest_handshake(), 1);
+	EXPECT_EQ(d.next_deadline_ms(), 6000);
+	/* before its Hello, a frame beyond 64 KiB is refused from its header */
+	const char header[] = {0, 2, 0, 0}; /* 128 KiB */
+	d.on_bytes(3, header, sizeof header);
+	std::string why;
+	EXPECT_TRUE(d.wants_close(3, why));
+	EXPECT_NE(why.find("exceeds the limit of 65536"), std::string::npos) << why;
+	d.set_now(5999);
+	EXPECT_EQ(d.check_deadlines(), 0u);
+	EXPECT_FALSE(d.wants_close(1, why));
+	talker.send(proto::Hello{proto::kVersion, "sc", 1});
+	auto msgs = talker.received();
+	ASSERT_EQ(msgs.size(), 1u);
+	EXPECT_EQ(std::get<proto::Welcome>(msgs[0]).max_frame, proto::kMaxSidecarFrame);
+	d.set_now(6000);
+	d.check_deadlines();
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_NE(why.find("no Hello within 5 s"), std::string::npos) << why;
+	EXPECT_FALSE(d.wants_close(2, why));
+	/* after the Hello: Outcomes up to the announced bound, not beyond */
+	proto::Outcome o = delivered("x");
+	o.response_body.assign(proto::kMaxHelloFrame * 2, 'b');
+	std::string frame;
+	proto::encode(o, frame);
+	d.on_bytes(2, frame.data(), 4); /* a header within the bound: read on */
+	EXPECT_FALSE(d.wants_close(2, why));
+	const char too_big[] = {0, 0x40, 0, 1}; /* 4 MiB + 1 */
+	FakeSidecar late(d, 4);
+	late.send(proto::Hello{proto::kVersion, "sc", 1});
+	d.on_bytes(4, too_big, sizeof too_big);
+	EXPECT_TRUE(d.wants_close(4, why));
+	EXPECT_NE(why.find("exceeds the limit of 4194304"), std::string::npos) << why;
+}
+
+/* A frame begun must end within frame_timeout_ms; frames that keep coming back to back are fine. */
+TEST(Dispatch, PartialFrameIsBoundedInTime)
+{
+	Dispatch d(config());
+	d.set_now(0);
+	FakeSidecar s(d, 1), streamer(d, 2);
+	s.handshake(1);
+	streamer.handshake(1);
+	std::string ping;
+	proto::encode(proto::Ping{1}, ping);
+	d.set_now(1000);
+	d.on_bytes(1, ping.data(), 5);
+	EXPECT_EQ(d.next_deadline_ms(), 11000);
+	/* the streamer's frames end one after the other, each new one begun in the same bytes */
+	for (int64_t t = 1000; t <= 30000; t += 1000) {
+		d.set_now(t);
+		std::string two = ping.substr(5) + ping.substr(0, 5); /* the end of one, the start of the next */
+		if (t == 1000)
+			d.on_bytes(2, ping.data(), 5);
+		else
+			d.on_bytes(2, two.data(), two.size());
+		if (t == 10000) {
+			/* s's frame still incomplete: closed at 11000, not before */
+			EXPECT_EQ(d.check_deadlines(), 0u);
+			std::string why;
+			EXPECT_FALSE(d.wants_close(1, why));
+		}
+		if (t == 11000) {
+			d.check_deadlines();
+			std::string why;
+			EXPECT_TRUE(d.wants_close(1, why));
+			EXPECT_NE(why.find("a frame is incomplete after 10 s (5 bytes of it arrived)"), std::string::npos) << why;
+		}
+	}
+	d.check_deadlines();
+	std::string why;
+	EXPECT_FALSE(d.wants_close(2, why)) << why;
+	EXPECT_EQ(streamer.received().size(), 29u); /* Pongs */
+}
+
+/* Connections past their Hello are limited; the next Hello gets a Reject. */
+TEST(Dispatch, SidecarLimitRejectsAtHello)
+{
+	DispatchConfig cfg = config();
+	cfg.max_sidecars = 2;
+	Dispatch d(cfg);
+	FakeSidecar a(d, 1), b(d, 2), c(d, 3);
+	a.handshake(1, "a");
+	b.handshake(1, "b");
+	EXPECT_EQ(d.handshaking_count(), 1u);
+	c.send(proto::Hello{proto::kVersion, "c", 1});
+	std::string why;
+	EXPECT_TRUE(d.wants_close(3, why));
+	EXPECT_NE(why.find("2 sidecars are connected"), std::string::npos) << why;
+	auto msgs = c.received();
+	ASSERT_EQ(msgs.size(), 1u);
+	EXPECT_TRUE(std::holds_alternative<proto::Reject>(msgs[0]));
+	d.remove_connection(1);
+	FakeSidecar e(d, 5);
+	e.send(proto::Hello{proto::kVersion, "e", 1});
+	EXPECT_FALSE(d.wants_close(5, why)) << why;
+}
+
+TEST(RepeatLimiter, FirstOfEachKindPerInterval)
+{
+	RepeatLimiter lim("attempt failures suppressed", 10000);
+	const std::string refused = "\"trigger\": \"t\", \"status\": 0, \"error\": \"refused\"";
+	const std::string e500 = "\"trigger\": \"t\", \"status\": 500";
+	std::string line;
+	EXPECT_TRUE(lim.admit(refused, 0));
+	EXPECT_TRUE(lim.admit(e500, 1));
+	for (int i = 0; i < 99; i++)
+		EXPECT_FALSE(lim.admit(refused, 100 + i));
+	EXPECT_FALSE(lim.admit(e500, 9999));
+	EXPECT_FALSE(lim.pop_summary(9999, line)); /* the intervals are not over */
+	EXPECT_TRUE(lim.pop_summary(10001, line));
+	std::vector<std::string> lines = {line};
+	while (lim.pop_summary(10001, line))
+		lines.push_back(line);
+	std::sort(lines.begin(), lines.end());
+	ASSERT_EQ(lines.size(), 2u);
+	EXPECT_EQ(lines[0],
+			  "{\"msg\": \"attempt failures suppressed\", " + refused + ", \"suppressed\": 99, \"interval_sec\": 10}");
+	EXPECT_EQ(lines[1],
+			  "{\"msg\": \"attempt failures suppressed\", " + e500 + ", \"suppressed\": 1, \"interval_sec\": 10}");
+	EXPECT_EQ(lim.kinds(), 0u); /* forgotten once over */
+	/* a new interval: the first line is written again */
+	EXPECT_TRUE(lim.admit(refused, 20000));
+	EXPECT_FALSE(lim.pop_summary(40000, line)); /* nothing left out: no summary */
+}
+
+TEST(RepeatLimiter, CountIsKeptWhenTheIntervalEndsBeforeASummary)
+{
+	RepeatLimiter lim("m", 1000);
+	std::string line;
+	EXPECT_TRUE(lim.admit("\"k\": 1", 0));
+	EXPECT_FALSE(lim.admit("\"k\": 1", 10));
+	EXPECT_FALSE(lim.admit("\"k\": 1", 20));
+	EXPECT_TRUE(lim.admit("\"k\": 1", 1500)); /* a new interval begins before anyone asked */
+	ASSERT_TRUE(lim.pop_summary(1500, line));
+	EXPECT_EQ(line, "{\"msg\": \"m\", \"k\": 1, \"suppressed\": 2, \"interval_sec\": 1}");
+	EXPECT_FALSE(lim.pop_summary(1500, line));
+}
+
+TEST(RepeatLimiter, KindsBeyondTheBoundAreCountedTogether)
+{
+	RepeatLimiter lim("m", 1000, 3);
+	std::string line;
+	EXPECT_TRUE(lim.admit("\"k\": 1", 0));
+	EXPECT_TRUE(lim.admit("\"k\": 2", 0));
+	EXPECT_TRUE(lim.admit("\"k\": 3", 0)); /* the third kind: from here on, all others are one */
+	EXPECT_TRUE(lim.admit("\"k\": 4", 0));
+	for (int i = 5; i < 1000; i++)
+		EXPECT_FALSE(lim.admit("\"k\": " + std::to_string(i), 1));
+	EXPECT_LE(lim.kinds(), 4u);
+	std::vector<std::string> lines;
+	while (lim.pop_summary(1000, line))
+		lines.push_back(line);
+	ASSERT_EQ(lines.size(), 1u);
+	EXPECT_EQ(lines[0], "{\"msg\": \"m\", \"other_kinds\": true, \"suppressed\": 995, \"interval_sec\": 1}");
+}
+
+TEST(Dispatch, ReleaseEndsClaimsWithoutRecords)
+{
+	Dispatch d(config());
+	FakeSidecar s(d, 1);
+	s.handshake(5);
+	Events ev(3);
+	d.hand_out(ev.views.data(), ev.views.size());
+	EXPECT_FALSE(d.take_released());
+	s.send(proto::Release{{"e0", "e2"}, {}});
+	std::string why;
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	EXPECT_EQ(d.inflight(), 1u); /* e1 is still out */
+	EXPECT_EQ(d.record_count(), 0u) << "a released event is not an attempt";
+	EXPECT_TRUE(d.take_released()) << "the next claim must look behind its cursor and floor";
+	EXPECT_FALSE(d.take_released());
+	EXPECT_EQ(d.stats().returned, 2u);
+	EXPECT_EQ(d.held_trigger_ptrs().size(), 0u);
+	/* they can be handed out again, and e1 is still skipped */
+	EXPECT_EQ(d.hand_out(ev.views.data(), ev.views.size()), 3u);
+	EXPECT_EQ(d.inflight(), 3u);
+}
+
+TEST(Dispatch, ReleaseOfAnEventNotHeldClosesAndAppliesNothing)
+{
+	Dispatch d(config());
+	FakeSidecar a(d, 1), b(d, 2);
+	a.handshake(1, "a");
+	Events ev(1);
+	d.hand_out(ev.views.data(), 1);
+	b.handshake(5, "b");
+	b.send(proto::Release{{"e0"}, {}}); /* a's claim */
+	std::string why;
+	EXPECT_TRUE(d.wants_close(2, why));
+	EXPECT_NE(why.find("does not hold"), std::string::npos) << why;
+	EXPECT_EQ(d.inflight(), 1u);
+
+	/* a reported event cannot be released either; nothing of that Release applies */
+	proto::Outcome ok = outcome(proto::OutcomeKind::Delivered, 200);
+	ok.event_id = "e0";
+	a.send(ok);
+	a.send(proto::Release{{"e0"}, {{"t", 5000}}});
+	EXPECT_TRUE(d.wants_close(1, why));
+	EXPECT_EQ(d.record_count(), 1u);
+	EXPECT_EQ(d.held_trigger_ptrs().size(), 0u);
+}
+
+TEST(Dispatch, HoldsKeepTriggersOutUntilTheyEnd)
+{
+	Dispatch d(config());
+	d.set_now(1000);
+	FakeSidecar s(d, 1);
+	s.handshake(5);
+	EXPECT_EQ(d.next_hold_end_ms(), -1);
+	s.send(proto::Release{{}, {{"t", 2000}, {"u", 500}}});
+	std::string why;
+	EXPECT_FALSE(d.wants_close(1, why)) << why;
+	EXPECT_FALSE(d.take_released()) << "no events given back";
+	auto held = d.held_trigger_ptrs();
+	ASSERT_EQ(held.size(), 2u);
+	EXPECT_STREQ(held[0], "t");
+	EXPECT_STREQ(held[1], "u");
+	EXPECT_EQ(d.next_hold_end_ms(), 1500);
+	d.set_now(1499);
+	EXPECT_FALSE(d.expire_holds());
+	d.set_now(1500);
+	EXPECT_TRUE(d.expire_holds()) << "u's events are due again";
+	held = d.held_trigger_ptrs();
+	ASSERT_EQ(held.size(), 1u);
+	EXPECT_STREQ(held[0], "t");
+	EXPECT_EQ(d.next_hold_end_ms(), 3000);
+	/* a later hold of the same trigger replaces the earlier one, and a hold of 0 ends it */
+	s.send(proto::Release{{}, {{"t", 100}}});
+	EXPECT_EQ(d.next_hold_end_ms(), 1600);
+	s.send(proto::Release{{}, {{"t", 0}}});
+	EXPECT_EQ(d.next_hold_end_ms(), -1);
+	EXPECT_TRUE(d.take_released()) << "an ended hold puts its events back in reach";
+	/* a huge hold is cut to an hour */
+	s.send(proto::Release{{}, {{"t", UINT32_MAX}}});
+	EXPECT_EQ(d.next_hold_end_ms(), 1500 + 3600 * 1000);
+	d.set_now(1500 + 3600 * 1000);
+	EXPECT_TRUE(d.expire_holds());
+	EXPECT_EQ(d.held_trigger_ptrs().size(), 0u);
 }

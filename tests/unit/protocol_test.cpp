@@ -5,6 +5,7 @@
  * every malformed case of docs/protocol.md, and a deterministic mutation fuzz loop.
  */
 #include "protocol.hpp"
+#include "json_text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -89,6 +90,11 @@ all_messages()
 		before_epoch,
 		sample_stats(),
 		Stats{},
+		Cancel{{"2b5e8a7c-0000-4000-8000-000000000001", "", std::string("\0\xff", 2)}},
+		Cancel{},
+
+		Release{{"2b5e8a7c-0000-4000-8000-000000000001", "", "\xff"}, {{"user_created", 1000}, {"", UINT32_MAX}}},
+		Release{},
 	};
 }
 
@@ -131,6 +137,13 @@ expect_error(const std::string &bytes, uint32_t max = kDefaultMaxFrame)
 	EXPECT_EQ(read_one(bytes, m, error, max), FrameReader::Result::Error);
 	EXPECT_FALSE(error.empty());
 	return error;
+}
+
+std::string &
+error_sink()
+{
+	static std::string e;
+	return e;
 }
 
 } // namespace
@@ -190,6 +203,21 @@ bool
 operator==(const Goodbye &a, const Goodbye &b)
 {
 	return a.reason == b.reason;
+}
+bool
+operator==(const Cancel &a, const Cancel &b)
+{
+	return a.event_ids == b.event_ids;
+}
+bool
+operator==(const Release &a, const Release &b)
+{
+	if (a.event_ids != b.event_ids || a.holds.size() != b.holds.size())
+		return false;
+	for (size_t i = 0; i < a.holds.size(); i++)
+		if (a.holds[i].trigger_name != b.holds[i].trigger_name || a.holds[i].hold_ms != b.holds[i].hold_ms)
+			return false;
+	return true;
 }
 /* doubles compare by their bits, so NaN equals itself and -0 differs from 0 */
 bool
@@ -270,6 +298,28 @@ TEST(Protocol, DeliverCreatedAtIsTrailingI64)
 	EXPECT_NE(error.find("field created_at_ms"), std::string::npos) << error;
 }
 
+TEST(Protocol, ReleaseLayout)
+{
+	std::string bytes = frame_of(Release{{"ab"}, {{"t", 0x01020304}}});
+	EXPECT_EQ(bytes, std::string("\x00\x00\x00\x18\x0b"
+								 "\x00\x00\x00\x01\x00\x00\x00\x02"
+								 "ab"
+								 "\x00\x00\x00\x01\x00\x00\x00\x01"
+								 "t"
+								 "\x01\x02\x03\x04",
+								 28))
+		<< "Release is type 11: event_count, event ids, hold_count, (trigger, hold_ms)";
+	/* a huge count is refused from the bytes present, without allocating for it */
+	std::string body = frame_of(Release{}).substr(5);
+	body.replace(0, 4, std::string("\xff\xff\xff\xff", 4));
+	std::string error = expect_error(raw_frame(11, body));
+	EXPECT_NE(error.find("Release frame too short: field event_id"), std::string::npos) << error;
+	body = frame_of(Release{}).substr(5);
+	body.replace(4, 4, std::string("\x00\x00\x00\x01", 4));
+	error = expect_error(raw_frame(11, body));
+	EXPECT_NE(error.find("Release frame too short: field hold trigger_name"), std::string::npos) << error;
+}
+
 TEST(Protocol, StatsKeepsNonFiniteValues)
 {
 	Message out;
@@ -306,9 +356,55 @@ TEST(Protocol, TypeNames)
 	EXPECT_STREQ(type_name(static_cast<MsgType>(0)), "unknown");
 	EXPECT_STREQ(type_name(Message{Stats{}}), "Stats");
 	EXPECT_EQ(type_of(Message{Stats{}}), MsgType::Stats);
-	EXPECT_STREQ(type_name(static_cast<MsgType>(11)), "unknown");
+	EXPECT_STREQ(type_name(Message{Release{}}), "Release");
+	EXPECT_EQ(type_of(Message{Release{}}), MsgType::Release);
 	EXPECT_EQ(type_of(Message{Outcome{}}), MsgType::Outcome);
 	EXPECT_STREQ(outcome_kind_name(OutcomeKind::HttpError), "http_error");
+}
+
+TEST(Protocol, CancelLayout)
+{
+	EXPECT_EQ(frame_of(Cancel{{"ab", "c"}}), std::string("\0\0\0\x10\x0c"
+														 "\0\0\0\x02"
+														 "\0\0\0\x02"
+														 "ab"
+														 "\0\0\0\x01"
+														 "c",
+														 20));
+	EXPECT_EQ(type_of(Message{Cancel{}}), MsgType::Cancel);
+	EXPECT_EQ(static_cast<int>(MsgType::Cancel), 12);
+	EXPECT_STREQ(type_name(Message{Cancel{}}), "Cancel");
+	EXPECT_STREQ(type_name(MsgType::Cancel), "Cancel");
+	/* a count far beyond the bytes present: refused without reserving for it */
+	std::string error = expect_error(raw_frame(12, std::string("\xff\xff\xff\xff\0\0\0\x01x", 9)));
+	EXPECT_NE(error.find("Cancel frame too short: field event_id"), std::string::npos) << error;
+}
+
+/* The bounds a worker applies to a sidecar's frames: the header alone refuses a frame beyond
+ * them, so a peer that announces 200 MiB and trickles it in costs nothing. */
+TEST(Protocol, SidecarFrameBounds)
+{
+	std::string huge("\x0c\x80\0\0", 4); /* 200 MiB */
+	EXPECT_NE(expect_error(huge, kMaxHelloFrame).find("exceeds the limit of 65536"), std::string::npos);
+	EXPECT_NE(expect_error(huge, kMaxSidecarFrame).find("exceeds the limit of 4194304"), std::string::npos);
+	/* the largest Outcome the default sidecar sends (64 KiB of body, headers, an error) fits with
+	 * a wide margin; a Hello fits before the raise */
+	Outcome o = sample_outcome();
+	o.response_body.assign(65536, 'x');
+	o.response_headers.assign(100, {std::string(100, 'h'), std::string(1000, 'v')});
+	o.error.assign(4096, 'e');
+	EXPECT_LT(encoded_size(o) * 16, size_t(kMaxSidecarFrame));
+	EXPECT_LT(encoded_size(Hello{kVersion, std::string(1024, 'i'), 100}), size_t(kMaxHelloFrame));
+	/* raised after a frame was decoded: the next frame may be as large as the new bound */
+	FrameReader r(kMaxHelloFrame);
+	std::string bytes = frame_of(Hello{kVersion, "sc", 1}) + frame_of(o);
+	ASSERT_GT(encoded_size(o), size_t(kMaxHelloFrame));
+	r.feed(bytes.data(), bytes.size());
+	Message m;
+	ASSERT_EQ(r.next(m, error_sink()), FrameReader::Result::Ok);
+	r.set_max_frame(kMaxSidecarFrame);
+	ASSERT_EQ(r.next(m, error_sink()), FrameReader::Result::Ok);
+	EXPECT_TRUE(std::get<Outcome>(m) == o);
 }
 
 TEST(Protocol, ByteByByteFeeding)
@@ -391,7 +487,8 @@ TEST(Protocol, OversizedFrameRefusedBeforeBody)
 TEST(Protocol, UnknownTypeIsMalformed)
 {
 	EXPECT_EQ(expect_error(raw_frame(0, "")), "unknown message type 0");
-	EXPECT_EQ(expect_error(raw_frame(11, "abc")), "unknown message type 11");
+	EXPECT_EQ(expect_error(raw_frame(std::variant_size_v<Message> + 1, "abc")),
+			  "unknown message type " + std::to_string(std::variant_size_v<Message> + 1));
 	EXPECT_EQ(expect_error(raw_frame(255, "")), "unknown message type 255");
 }
 
@@ -546,4 +643,50 @@ TEST(Protocol, MutationFuzz)
 	EXPECT_GT(ok, 100);
 	EXPECT_GT(errors, 1000);
 	EXPECT_GT(need_more, 100);
+}
+
+/* protocol/json_text.cpp: the text checks and encodings behind the invocation-log JSON */
+TEST(JsonText, Utf8Text)
+{
+	using hasura_events::is_utf8_text;
+	EXPECT_TRUE(is_utf8_text("", false));
+	EXPECT_TRUE(is_utf8_text("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", false));
+	EXPECT_TRUE(is_utf8_text(std::string("a\0b", 3), false)) << "NUL is valid UTF-8 (the writer replaces it)";
+	EXPECT_FALSE(is_utf8_text("\xff", true));
+	EXPECT_FALSE(is_utf8_text("\xed\xa0\x80", true)) << "an encoded surrogate";
+	EXPECT_FALSE(is_utf8_text("\xc0\xaf", true)) << "overlong";
+	EXPECT_FALSE(is_utf8_text("\xf4\x90\x80\x80", true)) << "above U+10FFFF";
+	/* a sequence cut by the end of the text, only when allowed and only when it could be valid */
+	EXPECT_FALSE(is_utf8_text("ok \xe2\x82", false));
+	EXPECT_TRUE(is_utf8_text("ok \xe2\x82", true));
+	EXPECT_TRUE(is_utf8_text("ok \xf4", true));
+	EXPECT_TRUE(is_utf8_text("ok \xe0", true));
+	EXPECT_TRUE(is_utf8_text("ok \xed\x9f", true));
+	EXPECT_FALSE(is_utf8_text("ok \xe0\x80", true)) << "overlong whatever follows";
+	EXPECT_FALSE(is_utf8_text("ok \xed\xa0", true)) << "a surrogate whatever follows";
+	EXPECT_FALSE(is_utf8_text("ok \xf4\x90", true)) << "above U+10FFFF whatever follows";
+	EXPECT_FALSE(is_utf8_text("\xe2\x82 ok", true)) << "cut in the middle";
+}
+
+TEST(JsonText, Base64AndBlob)
+{
+	auto b64 = [](std::string_view s) {
+		std::string out;
+		hasura_events::append_base64(out, s);
+		return out;
+	};
+	EXPECT_EQ(b64(""), "");
+	EXPECT_EQ(b64("f"), "Zg==");
+	EXPECT_EQ(b64("fo"), "Zm8=");
+	EXPECT_EQ(b64("foo"), "Zm9v");
+	EXPECT_EQ(b64("foobar"), "Zm9vYmFy");
+	EXPECT_EQ(b64(std::string("\xff\xfe\xfd\0", 4)), "//79AA==");
+	auto blob = [](std::string_view s) {
+		std::string out;
+		hasura_events::append_json_blob(out, s);
+		return out;
+	};
+	EXPECT_EQ(blob("text \"q\""), "\"text \\\"q\\\"\"");
+	EXPECT_EQ(blob(std::string("n\0", 2)), "\"n\xef\xbf\xbd\"");
+	EXPECT_EQ(blob("\xff"), "[\"Base64\", \"/w==\"]");
 }

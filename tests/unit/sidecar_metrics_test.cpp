@@ -179,31 +179,44 @@ TEST(SidecarEventMetrics, CountsAttemptsByOutcome)
 	finish(proto::OutcomeKind::ClientError, false, true); /* e.g. a missing env variable */
 	finish(proto::OutcomeKind::HttpError, true, false);   /* connection gone: not processed */
 	std::string text = m.render(3, 1, 2);
-	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"db\",trigger=\"t\",status=\"success\"}"),
-			  "2");
-	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"db\",trigger=\"t\",status=\"failed\"}"),
-			  "3");
-	EXPECT_EQ(sample_value(text, "hasura_event_processed_total{database=\"db\",trigger=\"t\",status=\"success\"}"),
-			  "2");
-	EXPECT_EQ(sample_value(text, "hasura_event_processed_total{database=\"db\",trigger=\"t\",status=\"failed\"}"), "2");
-	EXPECT_EQ(sample_value(text, "hasura_event_trigger_request_bytes_total{database=\"db\",trigger=\"t\"}"), "40");
-	EXPECT_EQ(sample_value(text, "hasura_event_trigger_response_bytes_total{database=\"db\",trigger=\"t\"}"), "16");
-	EXPECT_EQ(sample_value(text, "hasura_event_webhook_processing_time_seconds_count{database=\"db\",trigger=\"t\"}"),
-			  "4");
-	EXPECT_EQ(sample_value(text, "hasura_event_webhook_processing_time_seconds_bucket{database=\"db\",trigger=\"t\","
-								 "le=\"0.1\"}"),
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_invocations_total{source_name=\"db\",trigger_name=\"t\",status=\"success\"}"),
+		"2");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_invocations_total{source_name=\"db\",trigger_name=\"t\",status=\"failed\"}"),
+		"3");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_processed_total{source_name=\"db\",trigger_name=\"t\",status=\"success\"}"),
+		"2");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_processed_total{source_name=\"db\",trigger_name=\"t\",status=\"failed\"}"),
+		"2");
+	EXPECT_EQ(sample_value(text, "hasura_event_trigger_request_bytes_total{source_name=\"db\",trigger_name=\"t\"}"),
+			  "40");
+	EXPECT_EQ(sample_value(text, "hasura_event_trigger_response_bytes_total{source_name=\"db\",trigger_name=\"t\"}"),
+			  "16");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_webhook_processing_time_seconds_count{source_name=\"db\",trigger_name=\"t\"}"),
+		"4");
+	EXPECT_EQ(sample_value(text,
+						   "hasura_event_webhook_processing_time_seconds_bucket{source_name=\"db\",trigger_name=\"t\","
+						   "le=\"0.1\"}"),
 			  "0");
-	EXPECT_EQ(sample_value(text, "hasura_event_webhook_processing_time_seconds_bucket{database=\"db\",trigger=\"t\","
-								 "le=\"0.25\"}"),
+	EXPECT_EQ(sample_value(text,
+						   "hasura_event_webhook_processing_time_seconds_bucket{source_name=\"db\",trigger_name=\"t\","
+						   "le=\"0.25\"}"),
 			  "4");
 	/* queue time 0.5 s each, processing time 1.5 s each */
-	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_count{database=\"db\",trigger=\"t\"}"), "5");
-	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_sum{database=\"db\",trigger=\"t\"}"), "2.5");
-	EXPECT_EQ(sample_value(text, "hasura_event_processing_time_seconds_sum{database=\"db\",trigger=\"t\"}"), "7.5");
-	EXPECT_EQ(sample_value(text, "hasura_event_processing_time_seconds_bucket{database=\"db\",trigger=\"t\",le=\"1\"}"),
+	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_count{source_name=\"db\",trigger_name=\"t\"}"), "5");
+	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_sum{source_name=\"db\",trigger_name=\"t\"}"), "2.5");
+	EXPECT_EQ(sample_value(text, "hasura_event_processing_time_seconds_sum{source_name=\"db\",trigger_name=\"t\"}"),
+			  "7.5");
+	EXPECT_EQ(sample_value(
+				  text, "hasura_event_processing_time_seconds_bucket{source_name=\"db\",trigger_name=\"t\",le=\"1\"}"),
 			  "0");
 	EXPECT_EQ(
-		sample_value(text, "hasura_event_processing_time_seconds_bucket{database=\"db\",trigger=\"t\",le=\"2.5\"}"),
+		sample_value(text,
+					 "hasura_event_processing_time_seconds_bucket{source_name=\"db\",trigger_name=\"t\",le=\"2.5\"}"),
 		"5");
 	EXPECT_EQ(sample_value(text, "hasura_event_trigger_http_workers"), "3");
 	EXPECT_EQ(sample_value(text, "hasura_events_connected_workers"), "1");
@@ -221,12 +234,14 @@ TEST(SidecarEventMetrics, EventWithoutCreatedAtSkipsAgeHistograms)
 	std::string text = m.render(0, 0, 0);
 	EXPECT_FALSE(contains(text, "hasura_event_queue_time_seconds_count")) << text;
 	EXPECT_FALSE(contains(text, "hasura_event_processing_time_seconds_count")) << text;
-	EXPECT_TRUE(contains(text, "hasura_event_invocations_total{database=\"db\",trigger=\"t\",status=\"failed\"} 1"));
+	EXPECT_TRUE(
+		contains(text, "hasura_event_invocations_total{source_name=\"db\",trigger_name=\"t\",status=\"failed\"} 1"));
 	/* a created_at in the future (clock skew) counts as 0 s */
 	proto::Deliver future = deliver("t", 5000);
 	m.attempt_started("db", future, 1000);
-	EXPECT_EQ(sample_value(m.render(0, 0, 0), "hasura_event_queue_time_seconds_sum{database=\"db\",trigger=\"t\"}"),
-			  "0");
+	EXPECT_EQ(
+		sample_value(m.render(0, 0, 0), "hasura_event_queue_time_seconds_sum{source_name=\"db\",trigger_name=\"t\"}"),
+		"0");
 }
 
 /* created_at_ms is any i64 on the wire: the age of an event from the far past is huge, not an
@@ -270,19 +285,23 @@ TEST(SidecarEventMetrics, KeepsEachDatabaseAndTriggerApart)
 	m.worker_disconnected("ab");
 	finish("ab", "c", proto::OutcomeKind::HttpError, true);
 	std::string text = m.render(0, 0, 0);
-	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"ab\",trigger=\"c\",status=\"success\"}"),
-			  "2");
-	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"ab\",trigger=\"c\",status=\"failed\"}"),
-			  "1");
-	EXPECT_EQ(sample_value(text, "hasura_event_invocations_total{database=\"a\",trigger=\"bc\",status=\"failed\"}"),
-			  "1");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_invocations_total{source_name=\"ab\",trigger_name=\"c\",status=\"success\"}"),
+		"2");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_invocations_total{source_name=\"ab\",trigger_name=\"c\",status=\"failed\"}"),
+		"1");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_invocations_total{source_name=\"a\",trigger_name=\"bc\",status=\"failed\"}"),
+		"1");
 	EXPECT_FALSE(contains(text, "status=\"success\"} 1")) << text; /* a/bc never succeeded */
-	EXPECT_EQ(sample_value(text, "hasura_event_trigger_request_bytes_total{database=\"ab\",trigger=\"c\"}"), "21");
-	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_count{database=\"ab\",trigger=\"c\"}"), "3");
-	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_count{database=\"a\",trigger=\"bc\"}"), "1");
+	EXPECT_EQ(sample_value(text, "hasura_event_trigger_request_bytes_total{source_name=\"ab\",trigger_name=\"c\"}"),
+			  "21");
+	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_count{source_name=\"ab\",trigger_name=\"c\"}"), "3");
+	EXPECT_EQ(sample_value(text, "hasura_event_queue_time_seconds_count{source_name=\"a\",trigger_name=\"bc\"}"), "1");
 	/* no HTTP request for a/bc: none of the HTTP figures has a series for it */
-	EXPECT_FALSE(contains(text, "hasura_event_webhook_processing_time_seconds_count{database=\"a\"")) << text;
-	EXPECT_FALSE(contains(text, "hasura_event_trigger_request_bytes_total{database=\"a\"")) << text;
+	EXPECT_FALSE(contains(text, "hasura_event_webhook_processing_time_seconds_count{source_name=\"a\"")) << text;
+	EXPECT_FALSE(contains(text, "hasura_event_trigger_request_bytes_total{source_name=\"a\"")) << text;
 }
 
 TEST(SidecarEventMetrics, StatsReplaceTriggerGauges)
@@ -300,17 +319,18 @@ TEST(SidecarEventMetrics, StatsReplaceTriggerGauges)
 	other.triggers = {{"a", 9, 1, 0, 0}};
 	m.apply_stats(other);
 	std::string text = m.render(0, 2, 0);
-	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{database=\"db1\",trigger=\"a\"}"), "3");
-	EXPECT_EQ(sample_value(text, "hasura_events_oldest_pending_age_seconds{database=\"db1\",trigger=\"a\"}"), "12.5");
-	EXPECT_EQ(sample_value(text, "hasura_events_retries_scheduled{database=\"db1\",trigger=\"a\"}"), "1");
-	EXPECT_EQ(sample_value(text, "hasura_events_error_events{database=\"db1\",trigger=\"b\"}"), "7");
-	EXPECT_EQ(sample_value(text, "hasura_events_inflight{database=\"db1\"}"), "5");
-	EXPECT_EQ(sample_value(text, "hasura_events_worker_restarts_total{database=\"db1\"}"), "2");
-	EXPECT_EQ(sample_value(text, "hasura_events_fetched_per_batch{database=\"db1\"}"), "4");
-	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_count{database=\"db1\"}"), "2");
-	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_bucket{database=\"db1\",le=\"0.005\"}"),
+	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{source_name=\"db1\",trigger_name=\"a\"}"), "3");
+	EXPECT_EQ(sample_value(text, "hasura_events_oldest_pending_age_seconds{source_name=\"db1\",trigger_name=\"a\"}"),
+			  "12.5");
+	EXPECT_EQ(sample_value(text, "hasura_events_retries_scheduled{source_name=\"db1\",trigger_name=\"a\"}"), "1");
+	EXPECT_EQ(sample_value(text, "hasura_events_error_events{source_name=\"db1\",trigger_name=\"b\"}"), "7");
+	EXPECT_EQ(sample_value(text, "hasura_events_inflight{source_name=\"db1\"}"), "5");
+	EXPECT_EQ(sample_value(text, "hasura_events_worker_restarts_total{source_name=\"db1\"}"), "2");
+	EXPECT_EQ(sample_value(text, "hasura_events_fetched_per_batch{source_name=\"db1\"}"), "4");
+	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_count{source_name=\"db1\"}"), "2");
+	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_bucket{source_name=\"db1\",le=\"0.005\"}"),
 			  "1");
-	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{database=\"db2\",trigger=\"a\"}"), "9");
+	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{source_name=\"db2\",trigger_name=\"a\"}"), "9");
 
 	/* the next Stats of db1 no longer lists b and has no fetch: b disappears, the batch size stays */
 	st.triggers = {{"a", 0, 0, 0, 0}};
@@ -318,20 +338,20 @@ TEST(SidecarEventMetrics, StatsReplaceTriggerGauges)
 	st.inflight = 0;
 	m.apply_stats(st);
 	text = m.render(0, 2, 0);
-	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{database=\"db1\",trigger=\"a\"}"), "0");
+	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{source_name=\"db1\",trigger_name=\"a\"}"), "0");
 	EXPECT_FALSE(contains(text, "trigger=\"b\"")) << text;
-	EXPECT_EQ(sample_value(text, "hasura_events_fetched_per_batch{database=\"db1\"}"), "4");
-	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_count{database=\"db1\"}"), "2");
-	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{database=\"db2\",trigger=\"a\"}"), "9");
+	EXPECT_EQ(sample_value(text, "hasura_events_fetched_per_batch{source_name=\"db1\"}"), "4");
+	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_count{source_name=\"db1\"}"), "2");
+	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{source_name=\"db2\",trigger_name=\"a\"}"), "9");
 
 	/* a disconnected worker's gauges go; its counters and histograms stay */
 	m.worker_disconnected("db1");
 	text = m.render(0, 1, 0);
-	EXPECT_FALSE(contains(text, "hasura_events_pending_events{database=\"db1\"")) << text;
-	EXPECT_FALSE(contains(text, "hasura_events_inflight{database=\"db1\"}")) << text;
-	EXPECT_EQ(sample_value(text, "hasura_events_worker_restarts_total{database=\"db1\"}"), "2");
-	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_count{database=\"db1\"}"), "2");
-	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{database=\"db2\",trigger=\"a\"}"), "9");
+	EXPECT_FALSE(contains(text, "hasura_events_pending_events{source_name=\"db1\"")) << text;
+	EXPECT_FALSE(contains(text, "hasura_events_inflight{source_name=\"db1\"}")) << text;
+	EXPECT_EQ(sample_value(text, "hasura_events_worker_restarts_total{source_name=\"db1\"}"), "2");
+	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_count{source_name=\"db1\"}"), "2");
+	EXPECT_EQ(sample_value(text, "hasura_events_pending_events{source_name=\"db2\",trigger_name=\"a\"}"), "9");
 }
 
 TEST(SidecarEventMetrics, NonFiniteStatsRenderValidly)
@@ -344,14 +364,16 @@ TEST(SidecarEventMetrics, NonFiniteStatsRenderValidly)
 	m.apply_stats(st);
 	std::string text = m.render(0, 0, 0);
 	EXPECT_EQ(
-		sample_value(text, "hasura_events_oldest_pending_age_seconds{database=\"d\\\"b\",trigger=\"n\\\\a\\nme\"}"),
+		sample_value(text,
+					 "hasura_events_oldest_pending_age_seconds{source_name=\"d\\\"b\",trigger_name=\"n\\\\a\\nme\"}"),
 		"NaN");
-	EXPECT_EQ(sample_value(text, "hasura_events_oldest_pending_age_seconds{database=\"d\\\"b\",trigger=\"inf\"}"),
-			  "-Inf");
+	EXPECT_EQ(
+		sample_value(text, "hasura_events_oldest_pending_age_seconds{source_name=\"d\\\"b\",trigger_name=\"inf\"}"),
+		"-Inf");
 	/* non-finite fetch times are not observed; a negative one lands in the first bucket */
-	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_count{database=\"d\\\"b\"}"), "1");
-	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_sum{database=\"d\\\"b\"}"), "-1");
-	EXPECT_EQ(sample_value(text, "hasura_events_fetched_per_batch{database=\"d\\\"b\"}"), "3");
+	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_count{source_name=\"d\\\"b\"}"), "1");
+	EXPECT_EQ(sample_value(text, "hasura_event_fetch_time_per_batch_seconds_sum{source_name=\"d\\\"b\"}"), "-1");
+	EXPECT_EQ(sample_value(text, "hasura_events_fetched_per_batch{source_name=\"d\\\"b\"}"), "3");
 }
 
 TEST(SidecarEventMetrics, EveryFamilyHasHelpAndType)
@@ -609,4 +631,46 @@ TEST(SidecarEventMetrics, WebhookConcurrencyLimits)
 	EXPECT_EQ(text.find("from_env=\"true\""), std::string::npos);
 	EXPECT_EQ(sample_value(text, "hasura_events_webhook_concurrency_limit{webhook=\"HOOK_URL\",from_env=\"false\"}"),
 			  "50");
+}
+
+/* hasura_event_processed_total counts as Hasura's (retryOrSetError in Hasura/Eventing/EventTrigger.hs
+ * counts {status="failed"} only when the tries are exhausted and there is no Retry-After): one per
+ * event, not one per failed attempt */
+TEST(SidecarEventMetrics, ProcessedCountsAnEventOnceAsHasura)
+{
+	auto body = [](int max_retries, int current_retry) {
+		return "{\"id\": \"e\", \"event\": {\"op\": \"INSERT\", \"data\": {\"delivery_info\": 7}}, \"created_at\": "
+			   "\"2024-01-01T00:00:00Z\", \"delivery_info\": {\"max_retries\": " +
+			   std::to_string(max_retries) + ", \"current_retry\": " + std::to_string(current_retry) + "}}";
+	};
+	EXPECT_FALSE(final_failure(deliver("t", 0, body(2, 0)), -1));
+	EXPECT_FALSE(final_failure(deliver("t", 0, body(2, 1)), -1));
+	EXPECT_TRUE(final_failure(deliver("t", 0, body(2, 2)), -1));
+	EXPECT_TRUE(final_failure(deliver("t", 0, body(0, 0)), -1));
+	EXPECT_FALSE(final_failure(deliver("t", 0, body(0, 0)), 5)) << "a Retry-After keeps it retrying";
+	EXPECT_TRUE(final_failure(deliver("t", 0, body(0, 0)), 0)) << "Retry-After 0 is none (Hasura: > 0 only)";
+	EXPECT_TRUE(final_failure(deliver("t", 0, "{}"), -1)) << "no delivery_info: final";
+
+	EventMetrics m;
+	auto attempt = [&](proto::OutcomeKind kind, int current_retry) {
+		EventMetrics::Finished f;
+		f.kind = kind;
+		m.attempt_finished("db", deliver("t", 0, body(2, current_retry)), f, 1000);
+	};
+	/* one event failing three times (num_retries 2), one failing once then delivered */
+	attempt(proto::OutcomeKind::HttpError, 0);
+	attempt(proto::OutcomeKind::ClientError, 1);
+	attempt(proto::OutcomeKind::HttpError, 2);
+	attempt(proto::OutcomeKind::HttpError, 0);
+	attempt(proto::OutcomeKind::Delivered, 1);
+	std::string text = m.render(0, 0, 0);
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_invocations_total{source_name=\"db\",trigger_name=\"t\",status=\"failed\"}"),
+		"4");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_processed_total{source_name=\"db\",trigger_name=\"t\",status=\"failed\"}"),
+		"1");
+	EXPECT_EQ(
+		sample_value(text, "hasura_event_processed_total{source_name=\"db\",trigger_name=\"t\",status=\"success\"}"),
+		"1");
 }

@@ -43,6 +43,7 @@ TEST(SidecarOptions, Defaults)
 	EXPECT_EQ(p.options.min_webhook_concurrency, 32u);
 	EXPECT_EQ(p.options.max_response_bytes, 65536u);
 	EXPECT_EQ(p.options.grace_period_sec, 10u);
+	EXPECT_EQ(p.options.breaker_max_cooldown_sec, 60u);
 	EXPECT_EQ(p.options.log_level, LogLevel::Info);
 	EXPECT_EQ(p.options.id, "");
 }
@@ -50,7 +51,8 @@ TEST(SidecarOptions, Defaults)
 TEST(SidecarOptions, FlagsBothForms)
 {
 	ParsedArgs p = parse({"--socket", "/tmp/s", "--pool-size=7", "--max-response-bytes", "0", "--grace-period=3",
-						  "--log-level", "debug", "--id", "side-1", "--prefetch", "5", "--min-webhook-concurrency=4"});
+						  "--log-level", "debug", "--id", "side-1", "--prefetch", "5", "--min-webhook-concurrency=4",
+						  "--breaker-max-cooldown", "7"});
 	ASSERT_EQ(p.action, ParsedArgs::Action::Run) << p.error;
 	EXPECT_EQ(p.options.socket_path, "/tmp/s");
 	EXPECT_EQ(p.options.pool_size, 7u);
@@ -60,6 +62,7 @@ TEST(SidecarOptions, FlagsBothForms)
 	EXPECT_EQ(p.options.id, "side-1");
 	EXPECT_EQ(p.options.prefetch, 5u);
 	EXPECT_EQ(p.options.min_webhook_concurrency, 4u);
+	EXPECT_EQ(p.options.breaker_max_cooldown_sec, 7u);
 }
 
 TEST(SidecarOptions, EnvironmentAndFlagPrecedence)
@@ -107,6 +110,8 @@ TEST(SidecarOptions, ErrorsNameTheFlag)
 		{{"--min-webhook-concurrency"}, "option --min-webhook-concurrency needs a value"},
 		{{"--grace-period", ""}, "invalid value \"\" for --grace-period"},
 		{{"--grace-period", "1.5"}, "invalid value \"1.5\" for --grace-period"},
+		{{"--breaker-max-cooldown", "0"}, "invalid value \"0\" for --breaker-max-cooldown"},
+		{{"--breaker-max-cooldown=86401"}, "invalid value \"86401\" for --breaker-max-cooldown"},
 		{{"--log-level", "loud"}, "invalid value \"loud\" for --log-level"},
 		{{"--max-response-bytes", "999999999"}, "for --max-response-bytes"},
 		{{"--socket="}, "invalid value \"\" for --socket"},
