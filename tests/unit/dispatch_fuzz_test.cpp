@@ -3,9 +3,9 @@
  *
  * A seeded random walk over the dispatcher's bookkeeping (extension/core/dispatch.cpp) with
  * several sidecars that misbehave at random: handshakes of any version, credits of any size,
- * outcomes with extreme fields (for events they hold, or not), Pings, Goodbyes, random bytes,
- * disconnections, silence; claims with extreme tries and retry settings; records read and
- * committed at random. The suite unit-asan runs it under AddressSanitizer and
+ * outcomes with extreme fields (for events they hold, or not), Releases, Pings, Goodbyes,
+ * random bytes, disconnections, silence, overdue outcomes (Cancel); claims with extreme tries and retry settings;
+ * records read and committed at random. The suite unit-asan runs it under AddressSanitizer and
  * UndefinedBehaviorSanitizer. Besides not crashing, the walk checks the claims' invariants:
  * an event is never in the hands of two sidecars, claims never exceed max_inflight, and a
  * disconnection gives back exactly the claims that sidecar held without a reported outcome.
@@ -86,6 +86,7 @@ struct Walk {
 		DispatchConfig c;
 		c.max_inflight = kMaxInflight;
 		c.max_retry_after_attempts = 3;
+		c.outcome_grace_ms = 3000; /* overdue outcomes (Cancel) happen in the walk */
 		c.database = "db";
 		return c;
 	}
@@ -125,6 +126,14 @@ struct Walk {
 														   << " while sidecar " << holder[del->event_id] << " holds it";
 				holder[del->event_id] = s.id;
 				s.held.insert(del->event_id);
+			} else if (auto *cancel = std::get_if<proto::Cancel>(&m)) {
+				/* the worker took these back (their outcome is overdue): s holds them no more */
+				for (const std::string &e : cancel->event_ids) {
+					ASSERT_EQ(s.held.count(e), 1u)
+						<< "Cancel of " << e << ", which sidecar " << s.id << " does not hold";
+					s.held.erase(e);
+					holder.erase(e);
+				}
 			}
 		}
 	}
@@ -225,7 +234,26 @@ struct Walk {
 			if (sidecars.empty())
 				break;
 			Sidecar &s = pick();
-			switch (rng() % 5) {
+			switch (rng() % 6) {
+			case 5: { /* a Release of some of what it holds (shutting down, or a breaker opened) */
+				proto::Release r;
+				for (const std::string &e : s.held)
+					if (rng() % 2)
+						r.event_ids.push_back(e);
+				if (rng() % 2)
+					r.holds.push_back({"t", uint32_t(rng() % 3000)});
+				send(s, r);
+				std::string why;
+				if (!d.wants_close(s.id, why)) {
+					for (const std::string &e : r.event_ids) {
+						s.held.erase(e);
+						holder.erase(e);
+					}
+				}
+				d.take_released();
+				d.expire_holds();
+				break;
+			}
 			case 0: send(s, proto::Ping{rng()}); break;
 			case 1: send(s, proto::Pong{rng()}); break;
 			case 2: send(s, proto::Goodbye{"bye"}); break;
@@ -262,6 +290,7 @@ struct Walk {
 			now_ms += rng() % 2000;
 			d.set_now(now_ms);
 			d.check_silence(10000);
+			d.check_deadlines();
 			break;
 		case 11: {
 			TriggerStatsView t{"t", rng(), -1.0, 0, std::numeric_limits<uint64_t>::max()};
@@ -312,4 +341,5 @@ TEST(DispatchFuzz, RandomSidecarsKeepTheClaimsConsistent)
 	EXPECT_GT(w.d.stats().delivered, 1000u);
 	EXPECT_GT(w.d.stats().retried + w.d.stats().dead, 1000u);
 	EXPECT_GT(w.d.stats().returned, 1000u);
+	EXPECT_GT(w.d.stats().cancelled, 100u);
 }

@@ -256,7 +256,7 @@ TEST(SidecarEventMetrics, AgeOfTheEarliestCreatedAtDoesNotOverflow)
 	std::string text = m.render(0, 0, 0);
 	const double age = (double(now) - double(std::numeric_limits<int64_t>::min())) / 1000.0;
 	for (const char *family : {"hasura_event_queue_time_seconds_sum", "hasura_event_processing_time_seconds_sum"}) {
-		std::string sum = sample_value(text, std::string(family) + "{database=\"db\",trigger=\"t\"}");
+		std::string sum = sample_value(text, std::string(family) + "{source_name=\"db\",trigger_name=\"t\"}");
 		ASSERT_FALSE(sum.empty()) << text;
 		EXPECT_DOUBLE_EQ(std::stod(sum), age) << family;
 	}
