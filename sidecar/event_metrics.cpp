@@ -24,8 +24,10 @@ status_label(proto::OutcomeKind kind)
 double
 seconds_since(int64_t created_at_ms, int64_t now_ms)
 {
-	int64_t ms = now_ms - created_at_ms;
-	return ms < 0 ? 0.0 : double(ms) / 1000.0; /* clocks of two hosts may disagree a little */
+	if (created_at_ms >= now_ms)
+		return 0.0; /* clocks of two hosts may disagree a little */
+	/* created_at_ms is any i64 from the wire: the difference fits in a u64, not in an i64 */
+	return double(uint64_t(now_ms) - uint64_t(created_at_ms)) / 1000.0;
 }
 
 /* made: the series of `family` for (database, trigger[, status]), found on first use and kept in

@@ -24,6 +24,14 @@ IS_ROOT = os.geteuid() == 0
 _INSTALLED_SIDECAR = os.path.join(PG_BINDIR, "hasura-events-sidecar")
 SIDECAR = os.environ.get("HASURA_EVENTS_SIDECAR") or (
     _INSTALLED_SIDECAR if os.path.exists(_INSTALLED_SIDECAR) else os.path.join(ROOT, "sidecar", "hasura-events-sidecar"))
+# With a sidecar built with AddressSanitizer/UndefinedBehaviorSanitizer (HASURA_EVENTS_SIDECAR,
+# tests/run-all.sh suite sidecar-asan): a directory the server's OS user can write, where the
+# sidecars write their sanitizer reports; run_suite fails the test after which one appears.
+# Set in the environment, so that every sidecar a test starts gets them.
+SANITIZER_LOGS = os.environ.get("HASURA_EVENTS_SANITIZER_LOGS")
+if SANITIZER_LOGS:
+    os.environ["ASAN_OPTIONS"] = f"log_path={SANITIZER_LOGS}/asan:detect_leaks=1"
+    os.environ["UBSAN_OPTIONS"] = f"log_path={SANITIZER_LOGS}/ubsan:print_stacktrace=1:halt_on_error=1"
 
 
 def pg_user_ids():
@@ -135,24 +143,47 @@ class Cluster:
 
 
 class Receiver:
-    def __init__(self, port=0):
+    """tests/receiver/receiver.py on 127.0.0.1. answers: it also logs each response it sends
+    (answers()). down() and up() stop it and start it again on the same port, same logs."""
+
+    def __init__(self, port=0, answers=False):
         # port 0: a free one; a given port: e.g. one a webhook was refused on until now
         fd, self.log = tempfile.mkstemp(prefix="he_recv_", suffix=".jsonl")
         os.close(fd)
-        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "receiver", "receiver.py"),
-                                      "--port", str(port), "--log", self.log], stdout=subprocess.PIPE, text=True)
+        self.answers_log = None
+        if answers:
+            fd, self.answers_log = tempfile.mkstemp(prefix="he_answers_", suffix=".jsonl")
+            os.close(fd)
+        self.port = port
+        self.up()
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def up(self):
+        cmd = [sys.executable, os.path.join(ROOT, "tests", "receiver", "receiver.py"),
+               "--port", str(self.port), "--log", self.log]
+        if self.answers_log:
+            cmd += ["--answers", self.answers_log]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         self.port = int(line.strip().rsplit(":", 1)[1])
-        self.base = f"http://127.0.0.1:{self.port}"
+
+    def down(self):
+        self.proc.terminate()
+        self.proc.wait(10)
 
     def requests(self):
         with open(self.log) as f:
             return [json.loads(line) for line in f if line.strip()]
 
+    def answers(self):
+        with open(self.answers_log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+        self.down()
         os.unlink(self.log)
+        if self.answers_log:
+            os.unlink(self.answers_log)
 
 
 class Sidecar:
@@ -193,6 +224,20 @@ class Sidecar:
         return self.proc.returncode
 
 
+def sanitizer_reports():
+    """The sanitizer reports written since the last call (removed once read); [] without
+    HASURA_EVENTS_SANITIZER_LOGS."""
+    if not SANITIZER_LOGS:
+        return []
+    reports = []
+    for name in sorted(os.listdir(SANITIZER_LOGS)):
+        path = os.path.join(SANITIZER_LOGS, name)
+        with open(path, errors="replace") as f:
+            reports.append(f"{name}:\n{f.read()}")
+        os.unlink(path)
+    return reports
+
+
 class Skip(Exception):
     """Raised by a test that cannot run here (it says why); counted as skipped, not passed."""
 
@@ -206,12 +251,16 @@ def run_suite(name, tests, argv):
         t0 = time.time()
         try:
             t()
+            reports = sanitizer_reports()
+            if reports:
+                raise AssertionError("sanitizer reports of the sidecar:\n" + "\n".join(reports))
             passed += 1
             print(f"PASS {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
         except Skip as why:
             skipped += 1
             print(f"SKIP {t.__name__}: {why}", flush=True)
         except Exception:
+            sys.stdout.write("".join(sanitizer_reports()))
             failed += 1
             print(f"FAIL {t.__name__} ({time.time() - t0:.1f}s)", flush=True)
             traceback.print_exc()

@@ -12,12 +12,25 @@ A webhook receiver for tests (standard library only). Appends one JSON line per 
   /slow-fail/N        sleeps N seconds, then 500
   /folded             200 with an obsolete folded header: X-Folded: first, then continuation
                       lines "  second", " " (blanks only), "\tthird"
+  /random-fail/SEED/PCT[/S]
+                      500 for PCT % of the requests, else 200, after sleeping S seconds (default
+                      0); the choice is a function of SEED, the event id and how many requests
+                      of that id came before, so a run is reproducible whatever the arrival order
+  /random-hang/SEED/PCT/H
+                      hangs H seconds then answers 504 for PCT % of the requests (chosen as
+                      above), else 200 at once
   /answer/S/B[/H]     status S with the body whose bytes are the hex string B (any bytes: NUL,
                       invalid UTF-8...), Content-Type text/plain; with H, also the header
                       X-Odd whose value is the bytes of the hex string H, sent as they are
   anything else       404
+
+With --answers LOG, one JSON line per response, written just before the response is sent (so
+every response a client received is there; one whose client had gone, or whose receiver was
+stopped meanwhile, may be there too): the event id, the row id of the event's data (new, else
+old), the status answered.
 """
 import argparse
+import hashlib
 import json
 import sys
 import threading
@@ -26,6 +39,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 SEEN_IDS = set()
+REQUESTS_BY_ID = {}  # event id -> requests of it so far (the random modes)
+
+
+def chosen(seed, event_id, pct):
+    """Whether this request of event_id falls in the PCT % (see the module docstring)."""
+    with LOCK:
+        n = REQUESTS_BY_ID.get(event_id, 0)
+        REQUESTS_BY_ID[event_id] = n + 1
+    digest = hashlib.sha256(f"{seed}:{event_id}:{n}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < pct
+
+
+def row_id(body):
+    """The id column of the event's row (new, else old), or None."""
+    try:
+        data = body["event"]["data"]
+        return (data.get("new") or data.get("old") or {}).get("id")
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -78,7 +110,27 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 pass
             status = 200 if parts[0] == "slow" else 500
+        elif parts[0] in ("random-fail", "random-hang") and len(parts) > 2:
+            event_id = body.get("id") if isinstance(body, dict) else None
+            try:
+                pct, pause = int(parts[2]), float(parts[3]) if len(parts) > 3 else 0.0
+            except ValueError:
+                pct, pause = 100, 0.0
+            hit = chosen(parts[1], event_id, pct)
+            if parts[0] == "random-fail":
+                time.sleep(pause)
+                status = 500 if hit else 200
+            else:
+                if hit:
+                    time.sleep(pause)
+                status = 504 if hit else 200
         payload = json.dumps({"status": status}).encode()
+        if self.server.answers_path:  # before the response: a receiver stopped meanwhile may never send it
+            event_id = body.get("id") if isinstance(body, dict) else None
+            line = json.dumps({"ts": time.time(), "id": event_id, "row": row_id(body), "status": status})
+            with LOCK:
+                with open(self.server.answers_path, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
         content_type, raw_headers = "application/json", b""
         if parts[0] == "answer" and len(parts) > 2:
             try:
@@ -107,16 +159,25 @@ class Handler(BaseHTTPRequestHandler):
         pass  # the JSON log is the record
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # a client that went away mid-request (a killed sidecar, a timeout) is no error here
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, required=True, help="0 picks a free port (printed on stdout)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--log", required=True)
+    ap.add_argument("--answers", help="log of the responses sent (see above)")
     args = ap.parse_args()
     ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 stalls concurrent senders
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server = Server((args.host, args.port), Handler)
     server.daemon_threads = True
     server.log_path = args.log
+    server.answers_path = args.answers
     print(f"listening on {args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -244,6 +244,24 @@ TEST(SidecarEventMetrics, EventWithoutCreatedAtSkipsAgeHistograms)
 		"0");
 }
 
+/* created_at_ms is any i64 on the wire: the age of an event from the far past is huge, not an
+ * overflow (which wrapped to a negative age, counted as 0 s) */
+TEST(SidecarEventMetrics, AgeOfTheEarliestCreatedAtDoesNotOverflow)
+{
+	EventMetrics m;
+	const int64_t now = 1700000000000;
+	proto::Deliver d = deliver("t", std::numeric_limits<int64_t>::min());
+	m.attempt_started("db", d, now);
+	m.attempt_finished("db", d, EventMetrics::Finished{}, now);
+	std::string text = m.render(0, 0, 0);
+	const double age = (double(now) - double(std::numeric_limits<int64_t>::min())) / 1000.0;
+	for (const char *family : {"hasura_event_queue_time_seconds_sum", "hasura_event_processing_time_seconds_sum"}) {
+		std::string sum = sample_value(text, std::string(family) + "{source_name=\"db\",trigger_name=\"t\"}");
+		ASSERT_FALSE(sum.empty()) << text;
+		EXPECT_DOUBLE_EQ(std::stod(sum), age) << family;
+	}
+}
+
 /* The series an attempt moves are found once per database and trigger and kept: names that
  * would make the same key when simply joined stay apart, a figure appears only once something
  * happened to it, and a worker's disconnection (which drops its gauges) leaves them counting. */
