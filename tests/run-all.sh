@@ -83,7 +83,7 @@ for suite in tests/integration/test_*.py; do
     name=$(basename "$suite" .py)
     echo "== $name"
     python3 "$suite" 2>&1 | tee "$log_dir/$name.log" | grep -vE '^\{"ts"' | tail -200
-    line=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log_dir/$name.log" | tail -1)
+    line=$(grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log_dir/$name.log" | tail -1)
     if [ -z "$line" ]; then
         count "$name" 0 1
     else
@@ -117,7 +117,7 @@ metrics_after_known_deliveries logs_have_fields_and_no_secrets" \
         # shellcheck disable=SC2086 # the test names are words
         HASURA_EVENTS_SIDECAR="$san_dir/hasura-events-sidecar" HASURA_EVENTS_SANITIZER_LOGS="$san_dir/reports" \
             python3 "tests/integration/$file.py" $tests 2>&1 | tee "$log_dir/sidecar-asan-$file.log" | grep -vE '^\{"ts"' | tail -100
-        line=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log_dir/sidecar-asan-$file.log" | tail -1)
+        line=$(grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log_dir/sidecar-asan-$file.log" | tail -1)
         if [ -z "$line" ]; then
             san_f=$((san_f + 1))
         else
