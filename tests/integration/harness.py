@@ -238,6 +238,15 @@ def sanitizer_reports():
     return reports
 
 
+def print_log_tails(cluster, sidecar, lines=30):
+    """After a failed test: the tails of the server's and the sidecar's logs."""
+    print("---- server log (tail) ----")
+    print("\n".join(cluster.server_log().splitlines()[-lines:]))
+    if sidecar:
+        print("---- sidecar log (tail) ----")
+        print("\n".join(sidecar.output().splitlines()[-lines:]))
+
+
 class Skip(Exception):
     """Raised by a test that cannot run here (it says why); counted as skipped, not passed."""
 

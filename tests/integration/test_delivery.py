@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster, Receiver, Sidecar, Skip, wait_for, run_suite, IS_ROOT, SIDECAR  # noqa: E402
+from harness import Cluster, Receiver, Sidecar, Skip, wait_for, run_suite, IS_ROOT, SIDECAR, print_log_tails  # noqa: E402
 
 TESTS = []
 
@@ -74,11 +74,7 @@ class Env:
 
     def __exit__(self, *exc):
         if exc[0] is not None:
-            print("---- server log (tail) ----")
-            print("\n".join(self.cluster.server_log().splitlines()[-30:]))
-            if self.sidecar:
-                print("---- sidecar log (tail) ----")
-                print("\n".join(self.sidecar.output().splitlines()[-30:]))
+            print_log_tails(self.cluster, self.sidecar)
         self.close()
 
 

@@ -27,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster, Receiver, Sidecar, wait_for, run_suite  # noqa: E402
+from harness import Cluster, Receiver, Sidecar, wait_for, run_suite, print_log_tails  # noqa: E402
 
 TESTS = []
 
@@ -75,11 +75,7 @@ class Env:
 
     def __exit__(self, *exc):
         if exc[0] is not None:
-            print("---- server log (tail) ----")
-            print("\n".join(self.cluster.server_log().splitlines()[-30:]))
-            if self.sidecar:
-                print("---- sidecar log (tail) ----")
-                print("\n".join(self.sidecar.output().splitlines()[-30:]))
+            print_log_tails(self.cluster, self.sidecar)
         if self.sidecar:
             self.sidecar.stop()
         self.receiver.stop()
